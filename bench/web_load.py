@@ -1,0 +1,227 @@
+"""Load on the web chat's HTTP API: N concurrent anonymous visitors, each sending a few messages.
+
+    .venv/bin/python -m bench.web_load --url http://127.0.0.1:8000 [--clients 50] [--messages 8]
+    .venv/bin/python -m bench.web_load --serve            # a throw-away server with a no-op engine
+
+Each client is one visitor with its own session: it opens the chat (``start``), consents (picks
+English), then sends ``--messages`` questions one after the other through ``POST /api/chat/send``,
+acknowledging the replies it got, as the widget does over the HTTP fallback. Prints messages per
+second and p50/p95/p99 latency of the sends; refusals (429: rate limits) and failures are counted
+apart. The run is bounded by ``--deadline`` seconds. Figures only, never asserts on time
+(DESIGN.md budget: >= 100 messages/s with p95 <= 250 ms on 2 cores).
+
+Rate limits: all clients come from 127.0.0.1, which the per-IP limit would (rightly) treat as one
+flooding address. Each client therefore sends ``X-Forwarded-For: 10.77.x.y``, standing for a phone
+of its own; uvicorn honours it only from 127.0.0.1 (its default ``forwarded_allow_ips``). Use
+``--same-ip`` to measure the limit itself. The default of 8 questions (plus start and consent) stays
+within one session's burst of 10.
+
+``--serve`` starts ``bot.channels.web`` in a subprocess (so the load generator does not share its
+CPU) around an engine that answers instantly: it measures the channel's own cost. Against a real
+``hamroh serve`` the figures include understanding, search and the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["LoadResult", "main", "run_load"]
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    latencies: list[float] = field(default_factory=list)  # seconds, answered messages only
+    outcomes: Counter[str] = field(default_factory=Counter)
+    wall: float = 0.0
+
+
+async def _visitor(base: str, index: int, messages: int, result: LoadResult, same_ip: bool, stop_at: float) -> None:
+    headers = {} if same_ip else {"X-Forwarded-For": f"10.77.{index // 250}.{index % 250 + 1}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10.0) as client:
+        acks: list[int] = []
+
+        async def send(frame: dict[str, Any], timed: bool) -> None:
+            frame = {**frame, "id": secrets.token_hex(8), "ack": acks[:]}
+            started = time.perf_counter()
+            try:
+                response = await client.post("/api/chat/send", json=frame)
+            except httpx.HTTPError as exc:
+                result.outcomes[f"error:{type(exc).__name__}"] += 1
+                return
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                result.outcomes[f"http {response.status_code}"] += 1
+                return
+            acks.clear()
+            acks.extend(f["id"] for f in response.json().get("frames", [])
+                        if f.get("type") == "reply" and isinstance(f.get("id"), int))
+            if timed:
+                result.outcomes["answered"] += 1
+                result.latencies.append(elapsed)
+
+        await send({"type": "command", "command": "start", "lang": "en"}, timed=False)
+        await send({"type": "button", "payload": "lang:en"}, timed=False)
+        for n in range(messages):
+            if time.monotonic() > stop_at:
+                result.outcomes["not sent (deadline)"] += messages - n
+                return
+            await send({"type": "message", "text": f"How do I get a work permit? ({n})"}, timed=True)
+
+
+async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False) -> LoadResult:
+    """Run the visitors concurrently; never longer than ``deadline`` seconds."""
+    result = LoadResult(clients)
+    started = time.monotonic()
+    tasks = [asyncio.create_task(_visitor(base, i, messages, result, same_ip, started + deadline))
+             for i in range(clients)]
+    _done, pending = await asyncio.wait(tasks, timeout=deadline + 15)
+    for task in pending:
+        task.cancel()
+    if pending:
+        result.outcomes["visitors cut off"] += len(pending)
+    result.wall = time.monotonic() - started
+    return result
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def report(result: LoadResult) -> str:
+    lat = [v * 1000 for v in result.latencies]
+    answered = result.outcomes["answered"]
+    rate = answered / result.wall if result.wall else 0.0
+    lines = [
+        f"{'clients':>8} {'answered':>9} {'wall s':>7} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f" {'mean ms':>8}",
+        f"{result.clients:>8} {answered:>9} {result.wall:>7.2f} {rate:>8.1f} {_percentile(lat, .5):>8.1f}"
+        f" {_percentile(lat, .95):>8.1f} {_percentile(lat, .99):>8.1f}"
+        f" {statistics.fmean(lat) if lat else float('nan'):>8.1f}",
+    ]
+    others = {k: v for k, v in result.outcomes.items() if k != "answered"}
+    if others:
+        lines.append("not answered: " + ", ".join(f"{k}={v}" for k, v in sorted(others.items())))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ --serve: a throw-away server
+def _serve(port: int) -> None:
+    """The web router around an engine that answers at once (runs in the subprocess)."""
+    import datetime as dt
+    from collections import OrderedDict
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from bot.channels.web import BucketSpec, WebLimits, create_web_router
+    from bot.engine import IncomingMessage, Outgoing, Reply
+
+    class InstantEngine:
+        """Idempotent like the real engine (a bounded memory of message ids), but without work."""
+
+        def __init__(self) -> None:
+            self._seen: OrderedDict[str, None] = OrderedDict()
+            self._next = 0
+
+        async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
+            if message.message_id in self._seen:
+                return []
+            self._seen[message.message_id] = None
+            if len(self._seen) > 100_000:
+                self._seen.popitem(last=False)
+            self._next += 1
+            reply = Reply("answer", "Curated answer.", "en", source_title="Source",
+                          source_url="https://example.org/", reviewed_on=dt.date(2025, 1, 1), entry_id="bench")
+            return [Outgoing(self._next, message.user_key, "web", None, reply)]
+
+        async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
+            return None
+
+        async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
+            return []
+
+    app = FastAPI()
+    app.include_router(create_web_router(InstantEngine(), key_secret=secrets.token_hex(16),
+                                         limits=WebLimits(poll=BucketSpec(rate=1000.0, burst=1000))))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the bench server exited with code {process.returncode}")
+        try:
+            if httpx.get(base + "/static/web/i18n/languages.json", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the bench server did not start within 30 s")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--url", help="a running Hamroh server, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--serve", action="store_true", help="start a throw-away server with an instant engine")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=8, help="questions per client (after start and consent)")
+    parser.add_argument("--deadline", type=float, default=60.0, help="stop sending after this many seconds")
+    parser.add_argument("--same-ip", action="store_true", help="no X-Forwarded-For: all clients share one address")
+    parser.add_argument("--_server-only", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._server_only:
+        _serve(args._server_only)
+        return
+    if not args.url and not args.serve:
+        parser.error("give --url of a running server, or --serve")
+    if args.url and not args.url.startswith(("http://127.0.0.1", "http://localhost")):
+        parser.error("--url must be a server on 127.0.0.1 (this is a load test)")
+    process = None
+    base = args.url
+    if args.serve:
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen([sys.executable, "-m", "bench.web_load", "--_server-only", str(port)],
+                                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        _wait_ready(base, process)
+    try:
+        print(f"web chat load: {args.clients} clients x {args.messages} messages -> {base}/api/chat/send")
+        result = asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
+                                      deadline=args.deadline, same_ip=args.same_ip))
+        print(report(result))
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()

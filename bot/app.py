@@ -1,0 +1,181 @@
+"""The ASGI application: health, the question API, and (mounted later) web chat and console.
+
+The knowledge base is opened once in the lifespan and kept on ``app.state``; requests reach it
+through a dependency, so tests can build an app around any settings or a prepared knowledge base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from knowledge_base import KnowledgeBase, Profile, QueryError
+from nlu import Understander
+from storage import create_engine, session_factory
+
+from .channels.telegram import build_telegram_application, run_telegram, telegram_webhook_route
+from .engine import ConversationEngine
+from .privacy import local_secret
+from .services import build_engine, open_embedder, open_knowledge_base
+from .settings import Settings
+
+__all__ = ["AskRequest", "AskResponse", "create_app"]
+
+log = logging.getLogger("hamroh.app")
+
+MAX_QUESTION_CHARS = 4000
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    origin: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    destination: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    stage: str | None = Field(None, pattern=r"^(pre-departure|abroad|return)$")
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    lang: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
+    profile: ProfileIn | None = None
+
+
+class SourceOut(BaseModel):
+    title: str
+    url: str
+
+
+class CandidateOut(BaseModel):
+    entry_id: str
+    topic: str
+    title: str
+    lang: str
+
+
+class AskResponse(BaseModel):
+    decision: str
+    lang: str | None = None
+    fell_back: bool = False
+    entry_id: str | None = None
+    topic: str | None = None
+    title: str | None = None
+    answer: str | None = None
+    sources: list[SourceOut] = []
+    reviewed_on: dt.date | None = None
+    candidates: list[CandidateOut] = []
+
+
+def get_kb(request: Request) -> KnowledgeBase:
+    kb: KnowledgeBase | None = getattr(request.app.state, "kb", None)
+    if kb is None:
+        raise HTTPException(status_code=503, detail="the knowledge base is still loading")
+    return kb
+
+
+def _telegram_application(settings: Settings, engine: ConversationEngine) -> Any:
+    if settings.telegram_bot_token is None:
+        return None
+    key_secret = local_secret(settings.path(Path("data/user_key_secret")),
+                              settings.user_key_secret.get_secret_value() if settings.user_key_secret else None)
+    return build_telegram_application(settings.telegram_bot_token.get_secret_value(), engine,
+                                      key_secret=key_secret, base_url=settings.telegram.base_url)
+
+
+async def _retention_loop(settings: Settings, engine: ConversationEngine) -> None:
+    """Purge conversations older than the retention period, once a day."""
+    while True:
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.retention_days)
+        try:
+            n = await engine.purge_older_than(cutoff)
+            log.info("retention: purged %d old messages", n)
+        except Exception as exc:
+            log.error("retention purge failed: %s", type(exc).__name__)
+        await asyncio.sleep(24 * 3600)
+
+
+def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: bool = False,
+               channels: bool = False) -> FastAPI:
+    """Build the application; ``kb`` lets tests inject a prepared knowledge base.
+
+    ``console`` mounts the counsellor console at ``/console`` (the database must be migrated:
+    ``hamroh db upgrade``).
+    """
+    embedder = kb.embedder if kb is not None else open_embedder(settings)
+    db = create_engine(settings.database_url_resolved)
+    sessions = session_factory(db)
+    understander = Understander(embedder)
+    engine = build_engine(settings, sessions, lambda: app.state.kb, understander)
+
+    telegram = _telegram_application(settings, engine) if channels else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.kb is None:
+            app.state.kb = await asyncio.to_thread(open_knowledge_base, settings, embedder=embedder)
+        await asyncio.to_thread(understander.warm_up)
+        purge = asyncio.create_task(_retention_loop(settings, engine))
+        async with AsyncExitStack() as stack:
+            if telegram is not None:
+                try:
+                    secret = settings.telegram_webhook_secret
+                    await stack.enter_async_context(run_telegram(
+                        telegram, webhook_url=settings.telegram.webhook_url,
+                        secret_token=secret.get_secret_value() if secret else None))
+                    log.info("telegram started (%s)", "webhook" if settings.telegram.webhook_url else "polling")
+                except Exception as exc:  # offline install, bad token: the web chat and console still run
+                    log.error("telegram could not start: %s", type(exc).__name__)
+            yield
+        purge.cancel()
+        await db.dispose()
+
+    app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.kb = kb
+    app.state.engine = engine
+    app.state.sessions = sessions
+    if telegram is not None and settings.telegram_webhook_secret is not None:
+        app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
+    if console:
+        from .console import build_console
+
+        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine))
+
+    @app.exception_handler(QueryError)
+    async def _query_error(_: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        current: KnowledgeBase | None = request.app.state.kb
+        return {"status": "ok" if current else "loading",
+                "entries": len(current.entries) if current else 0,
+                "index": current.manifest.kind if current and current.manifest else None}
+
+    @app.post("/api/ask", response_model=AskResponse)
+    async def ask(body: AskRequest, kb: Annotated[KnowledgeBase, Depends(get_kb)]) -> AskResponse:
+        profile = Profile(**body.profile.model_dump()) if body.profile else None
+        result = await asyncio.to_thread(kb.search, body.question, body.lang, profile)
+        out = AskResponse(decision=result.decision)
+        if result.answer:
+            a = result.answer
+            out = AskResponse(decision="answer", lang=a.lang, fell_back=a.fell_back, entry_id=a.entry_id,
+                              topic=a.topic, title=a.title, answer=a.text,
+                              sources=[SourceOut(title=s.title, url=s.url) for s in a.sources],
+                              reviewed_on=a.reviewed_on)
+        elif result.candidates:
+            out.candidates = [CandidateOut(entry_id=c.entry_id, topic=c.topic, title=c.title, lang=c.lang)
+                              for c in result.candidates]
+        return out
+
+    return app

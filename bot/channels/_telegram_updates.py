@@ -1,0 +1,108 @@
+"""Telegram updates → channel-neutral ``IncomingMessage``.
+
+Only what the engine needs crosses this line: the pseudonymous key (never the Telegram id), the
+text, which kind of attachment (never its content or file id), the pressed button's payload, a
+command name and the client's language. Everything the bot cannot sensibly answer — group chats,
+other bots, service messages, edits, updates without a sender — is dropped here, so the engine
+never has to guess what an odd update means.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import Chat, Message, Update
+
+from bot.engine import AttachmentKind, IncomingMessage
+
+__all__ = ["COMMANDS", "MAX_TEXT_CHARS", "Incoming", "incoming_from_update"]
+
+CHANNEL = "telegram"
+#: commands the engine understands; any other "/word" is passed on as ordinary text
+COMMANDS = frozenset({"start", "language", "human", "delete", "help"})
+#: Telegram sends at most 4096; anything longer is not from Telegram and is cut (the engine says "too long")
+MAX_TEXT_CHARS = 8192
+_MAX_CALLBACK_BYTES = 64
+#: Telegram's command syntax: up to 32 letters, digits and underscores, optionally addressed to a bot
+_COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?(?:\s|$)")
+
+#: (attribute of Message, attachment kind), checked in order: an animation also carries a document
+_ATTACHMENTS: tuple[tuple[str, AttachmentKind], ...] = (
+    ("voice", "voice"), ("audio", "voice"), ("video_note", "video"), ("animation", "video"),
+    ("video", "video"), ("photo", "photo"), ("sticker", "sticker"), ("document", "file"),
+    ("venue", "location"), ("location", "location"), ("contact", "other"), ("poll", "other"),
+    ("dice", "other"), ("game", "other"), ("story", "other"), ("invoice", "other"),
+    ("paid_media", "other"), ("checklist", "other"),
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message for the engine and the chat to answer in (``address``, a raw id kept out of logs)."""
+
+    message: IncomingMessage
+    address: str
+
+
+def _attachment(message: Message) -> AttachmentKind | None:
+    for attribute, kind in _ATTACHMENTS:
+        if getattr(message, attribute, None):
+            return kind
+    return None
+
+
+def _command(text: str) -> tuple[str | None, str]:
+    """``("start", "")`` for ``/start@HamrohBot payload``; ``(None, text)`` when it is not ours."""
+    match = _COMMAND.match(text)
+    if match and match.group(1).lower() in COMMANDS:
+        return match.group(1).lower(), ""
+    return None, text
+
+
+def _valid_callback(data: object) -> bool:
+    return isinstance(data, str) and 0 < len(data.encode("utf-8", "surrogatepass")) <= _MAX_CALLBACK_BYTES \
+        and data.isprintable()
+
+
+def incoming_from_update(update: Update, user_key: Callable[[int], str]) -> Incoming | None:
+    """The engine's view of ``update``, or ``None`` when there is nothing to answer.
+
+    ``message_id`` is the update id for messages and the callback query's id for button presses:
+    both are what a redelivery repeats, which is what the engine's idempotency keys on.
+    """
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        user = query.from_user
+        if chat is None or chat.type != Chat.PRIVATE or user is None or user.is_bot:
+            return None
+        if not _valid_callback(query.data):
+            return None
+        message = IncomingMessage(channel=CHANNEL, user_key=user_key(user.id), message_id=f"cb:{query.id}",
+                                  callback=query.data, client_lang=user.language_code or None)
+        return Incoming(message, str(chat.id))
+
+    msg = update.message
+    if msg is None:  # edits, channel posts, member updates...: not a conversation turn
+        return None
+    sender = msg.from_user
+    if sender is None or sender.is_bot or msg.chat.type != Chat.PRIVATE:
+        return None
+    # a caption is not read: the engine answers attachments the same way, and storing less is safer
+    text = msg.text
+    command: str | None = None
+    attachment: AttachmentKind | None = None
+    if text is not None:
+        command, text = _command(text)
+    else:
+        attachment = _attachment(msg)
+        if attachment is None:  # a service message (pinned, auto-delete timer...): nothing said
+            return None
+    if text is not None:
+        text = text[:MAX_TEXT_CHARS] or None
+    message = IncomingMessage(channel=CHANNEL, user_key=user_key(sender.id), message_id=str(update.update_id),
+                              text=None if command else text, attachment=attachment, command=command,
+                              client_lang=sender.language_code or None)
+    return Incoming(message, str(msg.chat.id))

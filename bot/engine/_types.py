@@ -1,0 +1,58 @@
+"""Channel-neutral messages in and out of the conversation engine.
+
+A channel adapter (Telegram, web chat) turns what it receives into an ``IncomingMessage`` and
+renders each ``Reply`` in its own way (Telegram: HTML-escaped text and inline keyboards; web:
+JSON). The engine never sees a channel object and a channel never decides what to say.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["AttachmentKind", "Button", "IncomingMessage", "Reply", "ReplyKind"]
+
+AttachmentKind = Literal["voice", "photo", "file", "sticker", "video", "location", "other"]
+ReplyKind = Literal[
+    "consent", "language", "welcome", "answer", "clarify", "handoff", "crisis", "ticket_opened",
+    "counsellor_has_it", "counsellor", "smalltalk", "feedback", "attachment", "help", "delete_confirm",
+    "delete_cancelled",
+    "deleted", "profile", "error",
+]
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One thing a user did: a text, an attachment, a button press or a command."""
+
+    channel: str  # "telegram" | "web"
+    user_key: str  # pseudonymous: keyed hash of the channel's user id (see bot.privacy)
+    message_id: str  # the channel's id for this update: redeliveries carry the same id
+    text: str | None = None
+    attachment: AttachmentKind | None = None
+    callback: str | None = None  # payload of a pressed button, e.g. "lang:ru", "fb:down:ru-patent"
+    command: str | None = None  # "start", "language", "human", "delete", "help"
+    client_lang: str | None = None  # the language the client reports (Telegram language_code)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    payload: str  # at most 64 bytes (Telegram's callback_data limit)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the user should see; ``text`` is plain text (channels escape it)."""
+
+    kind: ReplyKind
+    text: str
+    lang: str
+    buttons: tuple[tuple[Button, ...], ...] = ()  # rows of buttons
+    source_title: str | None = None
+    source_url: str | None = None
+    reviewed_on: dt.date | None = None
+    entry_id: str | None = None
+    fell_back: bool = False
+    extra: dict[str, str] = field(default_factory=dict)

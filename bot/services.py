@@ -1,0 +1,77 @@
+"""Composition helpers: turn ``Settings`` into the objects the app and the CLI share.
+
+Why here: ``knowledge_base`` and ``nlu`` know nothing of ``config.yml``; ``bot`` is the one place
+that reads settings and wires packages together, so the CLI, the server and tests build the same
+objects the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from knowledge_base import (
+    Embedder,
+    KnowledgeBase,
+    LoadReport,
+    SentenceTransformerEmbedder,
+    create_embedder,
+    load_entries,
+)
+
+from .engine import ConversationEngine, EmergencyContact, EngineOptions, UnderstandingPort
+from .i18n import Translator
+from .settings import Settings
+
+__all__ = ["ContentError", "load_content", "open_embedder", "open_knowledge_base"]
+
+
+class ContentError(RuntimeError):
+    """The shipped content has errors; nothing is indexed until they are fixed."""
+
+
+def load_content(settings: Settings) -> LoadReport:
+    return load_entries(settings.path(settings.content_dir))
+
+
+def open_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    return create_embedder(settings.model, root=settings.root)
+
+
+def open_knowledge_base(settings: Settings, *, embedder: Embedder | None = None,
+                        rebuild: bool = False, progress: bool = False,
+                        on_build: Callable[[str], None] | None = None) -> KnowledgeBase:
+    """Validate content, then load the index or build it; refuse to serve invalid content."""
+    report = load_content(settings)
+    if report.errors:
+        listing = "\n".join(f"  {p}" for p in report.errors[:20])
+        raise ContentError(f"{len(report.errors)} content error(s); run 'hamroh kb validate':\n{listing}")
+    return KnowledgeBase.open(report.published, embedder or open_embedder(settings), settings.index,
+                              settings.search, root=settings.root, rebuild=rebuild, progress=progress,
+                              on_build=on_build, fallbacks=settings.fallback_chains,
+                              default_lang=settings.default_language)
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    by_country: dict[str, str] = {}
+    by_lang: dict[str, str] = {}
+    for mrc in settings.mrcs:
+        by_country.setdefault(mrc.country, mrc.id)
+        for lang in mrc.languages:
+            if lang != "en":
+                by_lang.setdefault(lang, mrc.id)
+    emergency = {country: tuple(EmergencyContact(c.label, c.phone, c.url) for c in contacts)
+                 for country, contacts in settings.emergency.items()}
+    return EngineOptions(languages=tuple(settings.languages), default_language=settings.default_language,
+                         emergency=emergency, mrc_by_country=by_country, mrc_by_language=by_lang,
+                         default_mrc=settings.mrcs[0].id if settings.mrcs else "")
+
+
+def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                 kb: Callable[[], KnowledgeBase | None], understander: UnderstandingPort) -> ConversationEngine:
+    from .console import console_settings
+
+    return ConversationEngine(sessions=sessions, kb=kb, understander=understander,
+                              translator=Translator(settings.fallback_chains), options=engine_options(settings),
+                              console=console_settings(settings))

@@ -1,0 +1,147 @@
+"""Counsellor hand-off: the queue of tickets, the console, notifications and the audit log.
+
+``handoff`` imports only ``storage`` from the project. ``bot`` composes it:
+
+* implements :class:`OutboundPort` (replies reach the user's channel), :class:`AnswerSearch`
+  (the knowledge base), optionally :class:`QueryEmbedder` and :class:`Notifier`;
+* opens tickets with :func:`open_ticket`, appends what users write with
+  :func:`append_user_message`, asks :func:`active_ticket_for_user` whether a counsellor has the
+  conversation, erases with :func:`delete_user_data`;
+* mounts :func:`create_console_app` at ``/console``.
+
+All service functions take a keyword-only ``session``; the caller owns the transaction.
+"""
+
+from handoff._accounts import (
+    AccountInfo,
+    create_account,
+    disable_account,
+    enable_account,
+    hash_password,
+    list_accounts,
+    verify_password,
+)
+from handoff._alerts import crisis_alert_text, notify_pending_crises
+from handoff._audit import audit, list_audit
+from handoff._clustering import cluster_embeddings
+from handoff._console import create_console_app
+from handoff._enums import AuditAction, Author, DeliveryStatus, Priority, Reason, Role, Status
+from handoff._errors import (
+    AccountError,
+    AlreadyClaimed,
+    HandoffError,
+    InvalidState,
+    LoginThrottled,
+    NotAllowed,
+    TicketNotFound,
+)
+from handoff._hours import add_office_time, due_at
+from handoff._policy import Actor
+from handoff._ports import (
+    AnswerSearch,
+    CuratedAnswer,
+    NoAnswerSearch,
+    Notifier,
+    NullNotifier,
+    OutboundMessage,
+    OutboundPort,
+    QueryEmbedder,
+)
+from handoff._settings import ConsoleSettings, MrcSettings
+from handoff._stats import ContentGap, QueueStats, cluster_gaps, gap_questions, queue_stats
+from handoff._tickets import (
+    QueueFilter,
+    ReplyResult,
+    TicketDetail,
+    TranscriptLine,
+    active_ticket_for_user,
+    add_note,
+    append_user_message,
+    claim,
+    claim_next,
+    delete_user_data,
+    deliver_reply,
+    export_transcript,
+    get_ticket,
+    list_queue,
+    open_ticket,
+    purge_closed_before,
+    record_reply,
+    release,
+    release_idle_claims,
+    reply,
+    resolve,
+    transfer,
+    view_ticket,
+)
+
+__all__ = [
+    "AccountError",
+    "AccountInfo",
+    "Actor",
+    "AlreadyClaimed",
+    "AnswerSearch",
+    "AuditAction",
+    "Author",
+    "ConsoleSettings",
+    "ContentGap",
+    "CuratedAnswer",
+    "DeliveryStatus",
+    "HandoffError",
+    "InvalidState",
+    "LoginThrottled",
+    "MrcSettings",
+    "NoAnswerSearch",
+    "NotAllowed",
+    "Notifier",
+    "NullNotifier",
+    "OutboundMessage",
+    "OutboundPort",
+    "Priority",
+    "QueryEmbedder",
+    "QueueFilter",
+    "QueueStats",
+    "Reason",
+    "ReplyResult",
+    "Role",
+    "Status",
+    "TicketDetail",
+    "TicketNotFound",
+    "TranscriptLine",
+    "active_ticket_for_user",
+    "add_note",
+    "add_office_time",
+    "append_user_message",
+    "audit",
+    "claim",
+    "claim_next",
+    "cluster_embeddings",
+    "cluster_gaps",
+    "create_account",
+    "create_console_app",
+    "crisis_alert_text",
+    "delete_user_data",
+    "deliver_reply",
+    "disable_account",
+    "due_at",
+    "enable_account",
+    "export_transcript",
+    "gap_questions",
+    "get_ticket",
+    "hash_password",
+    "list_accounts",
+    "list_audit",
+    "list_queue",
+    "notify_pending_crises",
+    "open_ticket",
+    "purge_closed_before",
+    "queue_stats",
+    "record_reply",
+    "release",
+    "release_idle_claims",
+    "reply",
+    "resolve",
+    "transfer",
+    "verify_password",
+    "view_ticket",
+]

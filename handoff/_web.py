@@ -1,0 +1,165 @@
+"""HTTP plumbing of the console: security headers, cookies, templates, static files.
+
+Kept apart from the routes so the security-relevant parts can be read in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "DEVICE_COOKIE",
+    "LOGIN_NONCE_COOKIE",
+    "SESSION_COOKIE",
+    "SecurityHeaders",
+    "StaticAsset",
+    "build_templates",
+    "load_static",
+    "safe_next",
+]
+
+SESSION_COOKIE = "hamroh_console"
+LOGIN_NONCE_COOKIE = "hamroh_login"
+DEVICE_COOKIE = "hamroh_device"
+
+_PACKAGE = Path(__file__).parent
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class SecurityHeaders:
+    """Adds the console's security headers to every response, pages and errors alike.
+
+    Pages are never cached (they show personal data); static assets set their own long cache
+    header, which is kept, because re-downloading CSS on a 2G link costs counsellors time.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                headers["X-Frame-Options"] = "DENY"
+                headers["X-Content-Type-Options"] = "nosniff"
+                # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+                # our own form posts, which the origin check must be able to tell from a forgery.
+                headers["Referrer-Policy"] = "same-origin"
+                headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+                headers["Cross-Origin-Opener-Policy"] = "same-origin"
+                headers["Cross-Origin-Resource-Policy"] = "same-origin"
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                    headers["Pragma"] = "no-cache"
+                if self.hsts:
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAsset:
+    body: bytes
+    media_type: str
+    version: str
+
+    def response(self) -> Response:
+        return Response(
+            self.body,
+            media_type=self.media_type,
+            headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{self.version}"'},
+        )
+
+
+def load_static() -> dict[str, StaticAsset]:
+    """The console's few static files, read once per app (served with a content-hash version)."""
+    types = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+    assets = {}
+    for path in sorted((_PACKAGE / "static").iterdir()):
+        if path.suffix in types:
+            body = path.read_bytes()
+            assets[path.name] = StaticAsset(body, types[path.suffix], hashlib.sha256(body).hexdigest()[:12])
+    return assets
+
+
+def _ago(value: datetime | None, now: datetime | None = None) -> str:
+    if value is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
+    if seconds < 60:
+        return "<1 min"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    return f"{hours // 24} d"
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return "—"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+
+
+def _local(value: datetime | None, zone: str = "UTC", fmt: str = "%d %b %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def build_templates(globals_: Mapping[str, Any]) -> jinja2.Environment:
+    """A Jinja2 environment with autoescaping forced on for every template.
+
+    Strings go through gettext (``_``) so catalogs can translate the console later; until then
+    the null translation shows the English source.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_PACKAGE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(globals_)
+    env.filters["ago"] = _ago
+    env.filters["duration"] = _duration
+    env.filters["local"] = _local
+    return env
+
+
+def safe_next(base: str, target: str | None) -> str:
+    """Where to go after sign-in: only a path inside the console, never another site."""
+    home = f"{base}/"
+    if not target or not target.startswith(home) or target.startswith("//") or "\\" in target:
+        return home
+    return target

@@ -1,0 +1,68 @@
+/* Hamroh console: live queue and crisis alerts by polling; curated-answer insertion.
+   Everything works without this file; it only saves reloads. No inline script (CSP). */
+(function () {
+  "use strict";
+  var body = document.body, base = body.dataset.base || "", every = (+body.dataset.poll || 15) * 1000;
+  var banner = document.getElementById("alert");
+  var seenKey = "hamroh-crisis-seen", seen = +(sessionStorage.getItem(seenKey) || 0), newest = 0;
+
+  function get(url, json) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: json ? "application/json" : "text/html" } })
+      .then(function (r) {
+        if (r.status === 401) { location.reload(); return null; }
+        return r.ok ? (json ? r.json() : r.text()) : null;
+      });
+  }
+
+  function poll() {
+    if (document.hidden) return;
+    get(base + "/alerts", true).then(function (a) {
+      if (!a) return;
+      newest = a.newest_crisis;
+      if (a.crisis > 0 && newest > seen && banner) {
+        var link = banner.querySelector("a");
+        link.href = base + "/tickets/" + newest;
+        link.textContent = "#" + newest;
+        banner.hidden = false;
+        if (document.title.charAt(0) !== "(") document.title = "(!) " + document.title;
+      }
+    }).catch(function () {});
+    var rows = document.getElementById("queue-rows");
+    if (rows) {
+      get(base + "/queue/rows" + location.search, false).then(function (html) {
+        if (html !== null) rows.innerHTML = html;
+      }).catch(function () {});
+    }
+  }
+
+  if (body.dataset.live) {
+    setInterval(poll, every);
+    setTimeout(poll, 500);
+    document.addEventListener("visibilitychange", poll);
+  }
+  var seenButton = document.getElementById("alert-seen");
+  if (seenButton) seenButton.addEventListener("click", function () {
+    seen = newest; sessionStorage.setItem(seenKey, String(seen));
+    banner.hidden = true; document.title = document.title.replace(/^\(!\) /, "");
+  });
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-insert]") : null;
+    if (!button) return;
+    var source = document.getElementById("answer-" + button.dataset.insert), box = document.getElementById("reply-text");
+    if (!source || !box) return;
+    e.preventDefault();
+    box.value = box.value.trim() ? box.value.replace(/\s*$/, "\n\n") + source.value : source.value;
+    document.getElementById("curated-entry").value = button.dataset.insert;
+    box.focus();
+  });
+
+  var search = document.getElementById("answer-search");
+  if (search) search.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var query = new URLSearchParams(new FormData(search)).toString();
+    get(search.dataset.fragment + "?" + query, false).then(function (html) {
+      if (html !== null) document.getElementById("answers").innerHTML = html;
+    }).catch(function () { search.submit(); });
+  });
+})();

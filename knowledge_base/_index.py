@@ -1,0 +1,161 @@
+"""The vector index: FAISS inner product over normalised vectors, saved atomically.
+
+Why atomic: the index is rebuilt while the service keeps answering; a build killed halfway (power
+cut at an MRC, a deploy) must leave the previous index in place. Each build writes a fresh
+version directory and then switches a one-line ``CURRENT`` pointer with ``os.replace``.
+Why a manifest: a stale index (content edited, model changed) must never serve answers, so load
+checks model, dimension and content hash and the caller rebuilds on any mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+
+__all__ = ["FaissIndex", "IndexManifest", "IndexMismatch", "VectorIndex", "read_manifest"]
+
+_POINTER = "CURRENT"
+
+
+class IndexMismatch(RuntimeError):
+    """The saved index does not belong to this content or model; rebuild it."""
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    model_id: str
+    dim: int
+    content_hash: str
+    vectors: int
+    kind: str
+    built_at: float
+    build_seconds: float
+
+
+class VectorIndex(Protocol):
+    """What the knowledge base needs from a vector store."""
+
+    @property
+    def size(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def save(self, directory: Path, manifest: IndexManifest) -> Path: ...
+
+
+class FaissIndex:
+    """Exact (flat) inner product below ``approximate_above`` vectors, HNSW above it."""
+
+    def __init__(self, index: faiss.Index, kind: str) -> None:
+        self._index = index
+        self.kind = kind
+        self._hnsw: Any = None
+        if kind == "hnsw":
+            inner: Any = faiss.downcast_index(index)
+            hnsw_index: Any = faiss.downcast_index(inner.index)
+            self._hnsw = hnsw_index.hnsw
+        self._ef = int(self._hnsw.efSearch) if self._hnsw is not None else 0
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None = None, *,
+              approximate_above: int = 200_000, hnsw_m: int = 32, ef_construction: int = 80,
+              ef_search: int = 96) -> FaissIndex:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n, dim = vectors.shape
+        id_arr = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+        base: Any
+        if n > approximate_above:
+            base = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = ef_construction
+            base.hnsw.efSearch = ef_search
+            kind = "hnsw"
+        else:
+            base = faiss.IndexFlatIP(dim)
+            kind = "flat"
+        index = faiss.IndexIDMap2(base)
+        index.add_with_ids(vectors, id_arr)
+        return cls(index, kind)
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    def vectors(self) -> np.ndarray:
+        """All stored vectors in insertion order (benchmarks build synthetic corpora from them)."""
+        inner: Any = faiss.downcast_index(self._index)
+        return np.vstack([inner.index.reconstruct(i) for i in range(inner.index.ntotal)]).astype(np.float32)
+
+    def set_ef_search(self, ef: int) -> None:
+        self._ef = ef
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids, best first; ids of -1 mark empty slots."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = max(1, min(k, self.size)) if self.size else 1
+        if self._hnsw is not None:
+            # HNSW returns at most efSearch neighbours: widen the beam when more are asked for
+            self._hnsw.efSearch = max(self._ef, k)
+        scores, ids = self._index.search(queries, k)
+        return scores, ids
+
+    def save(self, directory: Path, manifest: IndexManifest, extra: dict[str, bytes] | None = None) -> Path:
+        """Write a new version beside the old one and switch ``CURRENT`` to it atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        version = Path(tempfile.mkdtemp(prefix=f"v{int(time.time())}-", dir=directory))
+        try:
+            faiss.write_index(self._index, str(version / "index.faiss"))
+            for name, blob in (extra or {}).items():
+                (version / name).write_bytes(blob)
+            (version / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2))
+            for path in version.iterdir():
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+            pointer_tmp = directory / f".{_POINTER}.{os.getpid()}"
+            pointer_tmp.write_text(version.name)
+            os.replace(pointer_tmp, directory / _POINTER)
+        except BaseException:
+            shutil.rmtree(version, ignore_errors=True)
+            raise
+        for old in directory.iterdir():
+            if old.is_dir() and old != version and old.name.startswith("v"):
+                shutil.rmtree(old, ignore_errors=True)
+        return version
+
+    @classmethod
+    def load(cls, directory: Path, *, expect_model: str, expect_dim: int,
+             expect_hash: str) -> tuple[FaissIndex, IndexManifest, Path]:
+        manifest, version = read_manifest(directory)
+        if manifest.model_id != expect_model or manifest.dim != expect_dim:
+            raise IndexMismatch(f"index was built with {manifest.model_id} ({manifest.dim}d)")
+        if manifest.content_hash != expect_hash:
+            raise IndexMismatch("content changed since the index was built")
+        index = faiss.read_index(str(version / "index.faiss"))
+        return cls(index, manifest.kind), manifest, version
+
+
+def read_manifest(directory: Path) -> tuple[IndexManifest, Path]:
+    directory = Path(directory)
+    pointer = directory / _POINTER
+    if not pointer.exists():
+        raise IndexMismatch(f"no index at {directory}")
+    version = directory / pointer.read_text().strip()
+    try:
+        data = json.loads((version / "manifest.json").read_text())
+        return IndexManifest(**data), version
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexMismatch(f"unreadable index manifest in {version}: {exc}") from exc

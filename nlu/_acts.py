@@ -1,0 +1,151 @@
+"""Dialogue acts: rules for the short social phrases, few-shot nearest neighbours for the rest.
+
+Greetings, thanks and goodbyes are a closed set of phrases in each language, so a rule is more
+reliable than a similarity score on two words; "talk to a human" is the same. Everything else is
+classified by comparing the message's embedding with the embedded examples of ``data/nlu.yml``
+(mean similarity of the k nearest examples of each act), which generalises across languages and
+paraphrases without training a model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from ._data import NluDataError, TrainingExample, parse_rasa_nlu, read_data_text
+from ._lexicon import Lexicon
+from ._text import tokens
+from ._types import ACTS, CRISIS_KINDS, CrisisKind, DialogueAct, QueryEmbedder
+
+__all__ = ["ActScores", "ExampleIndex", "SocialRules", "load_training_examples"]
+
+#: Messages longer than this are never "just a greeting", whatever their words.
+_SOCIAL_MAX_TOKENS: Final = 10
+_K: Final = 3
+_PRIORITY: Final[tuple[DialogueAct, ...]] = ("goodbye", "thanks", "greet")
+
+
+class SocialRules:
+    """Recognises messages made only of greeting, thanks or goodbye phrases (and filler words)."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self._social = lexicon.social
+        self._filler = lexicon.filler
+        self._emoji = lexicon.emoji
+        self._longest = lexicon.longest_phrase
+        self._ask_human = lexicon.ask_human
+
+    def social_act(self, folded: str) -> DialogueAct | None:
+        """The social act of a message that is nothing but social phrases, else None.
+
+        With several ("thanks, bye") the conversation-closing one wins: goodbye > thanks > greet.
+        """
+        toks = tokens(folded)
+        if not toks:
+            chars = set(folded)
+            for act in _PRIORITY:
+                if chars & self._emoji.get(act, frozenset()):
+                    return act
+            return None
+        if len(toks) > _SOCIAL_MAX_TOKENS:
+            return None
+        found: set[DialogueAct] = set()
+        i = 0
+        while i < len(toks):
+            for n in range(min(self._longest, len(toks) - i), 0, -1):
+                phrase = tuple(toks[i : i + n])
+                matched = [a for a in _PRIORITY if phrase in self._social[a]]
+                if matched:
+                    found.add(matched[0])
+                    i += n
+                    break
+            else:
+                if toks[i] not in self._filler:
+                    return None
+                i += 1
+        return next((a for a in _PRIORITY if a in found), None)
+
+    def asks_for_human(self, folded: str) -> bool:
+        """The message asks for a person (operator, counsellor, "not a bot")."""
+        return any(p.search(folded) for p in self._ask_human)
+
+
+def load_training_examples() -> list[TrainingExample]:
+    """The examples of ``nlu/data/nlu.yml``, checked against the acts and crisis kinds we know."""
+    examples = parse_rasa_nlu(read_data_text("nlu.yml"), source="nlu/data/nlu.yml")
+    for ex in examples:
+        if ex.intent not in ACTS:
+            raise NluDataError(f"nlu/data/nlu.yml: unknown intent {ex.intent!r}")
+        if ex.intent == "crisis" and ex.sub not in CRISIS_KINDS:
+            raise NluDataError(f"nlu/data/nlu.yml: crisis examples need a kind, e.g. crisis/violence: {ex.text!r}")
+    missing = set(ACTS) - {ex.intent for ex in examples}
+    if missing:
+        raise NluDataError(f"nlu/data/nlu.yml: no examples for {sorted(missing)}")
+    return examples
+
+
+@dataclass(frozen=True, slots=True)
+class ActScores:
+    """Similarity of one message to each act's nearest examples."""
+
+    by_act: Mapping[DialogueAct, float]
+    #: Kind of the nearest crisis example.
+    crisis_kind: CrisisKind
+
+    def best(self, *, exclude: Sequence[DialogueAct] = ()) -> tuple[DialogueAct, float]:
+        """The act with the highest score among those not excluded."""
+        act = max((a for a in self.by_act if a not in exclude), key=self.by_act.__getitem__)
+        return act, self.by_act[act]
+
+
+class ExampleIndex:
+    """The embedded training examples; embedded once, on first use, under a lock."""
+
+    def __init__(self, examples: Sequence[TrainingExample], embedder: QueryEmbedder) -> None:
+        self._examples = list(examples)
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._matrix: npt.NDArray[np.float32] | None = None
+        self._rows: dict[DialogueAct, npt.NDArray[np.intp]] = {}
+        self._kinds: list[CrisisKind | None] = [
+            cast(CrisisKind, ex.sub) if ex.intent == "crisis" else None for ex in self._examples
+        ]
+
+    def _built(self) -> npt.NDArray[np.float32]:
+        if self._matrix is None:
+            with self._lock:
+                if self._matrix is None:
+                    matrix = np.asarray(
+                        self._embedder.embed_queries([ex.text for ex in self._examples]), dtype=np.float32
+                    )
+                    if matrix.ndim != 2 or matrix.shape[0] != len(self._examples):
+                        raise NluDataError(
+                            f"embedder returned shape {matrix.shape} for {len(self._examples)} examples"
+                        )
+                    labels = np.array([ex.intent for ex in self._examples])
+                    self._rows = {act: np.flatnonzero(labels == act) for act in ACTS}
+                    self._matrix = matrix
+        return self._matrix
+
+    def warm_up(self) -> None:
+        """Embed the examples now rather than on the first message."""
+        self._built()
+
+    def scores(self, vector: npt.NDArray[np.float32]) -> ActScores:
+        """Mean similarity of ``vector`` to the k nearest examples of each act."""
+        matrix = self._built()
+        sims = matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        by_act: dict[DialogueAct, float] = {}
+        for act, rows in self._rows.items():
+            values = sims[rows]
+            k = min(_K, len(values))
+            top = np.partition(values, len(values) - k)[len(values) - k :]
+            by_act[act] = float(top.mean())
+        crisis_rows = self._rows["crisis"]
+        nearest = int(crisis_rows[int(np.argmax(sims[crisis_rows]))])
+        return ActScores(by_act, self._kinds[nearest] or "violence")

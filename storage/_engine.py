@@ -1,0 +1,116 @@
+"""Engine and session factories.
+
+Nothing is created at import time: the application builds one engine at start-up from its
+settings and passes the session factory down; tests build their own.
+
+SQLite is configured for many concurrent writers in one or several processes:
+
+* WAL journal, so readers never block the writer and the writer never blocks readers;
+* a busy timeout, so a writer waits for the lock instead of failing with "database is locked";
+* ``BEGIN IMMEDIATE`` for every transaction. A deferred transaction that reads and then writes
+  cannot wait for the write lock in WAL mode: when another connection committed in between,
+  SQLite fails it at once with SQLITE_BUSY (the busy timeout does not apply). Taking the write
+  lock at ``BEGIN`` makes every transaction wait its turn instead. The price is that SQLite
+  transactions are serialised, so keep them short and never await the network inside one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "create_engine",
+    "database_url",
+    "session_factory",
+]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/hamroh.db"
+DATABASE_URL_ENV = "HAMROH_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_url(environ: dict[str, str] | None = None) -> str:
+    """The database URL: ``HAMROH_DATABASE_URL`` if set, else the SQLite file under ``data/``.
+
+    A plain ``postgresql://`` URL (as operators usually write it) is given the asyncpg driver.
+    """
+    env = os.environ if environ is None else environ
+    url = env.get(DATABASE_URL_ENV, "").strip() or DEFAULT_DATABASE_URL
+    return _with_async_driver(url)
+
+
+def _with_async_driver(url: str) -> str:
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    sqlite_begin: Literal["immediate", "deferred"] = "immediate",
+    **engine_kwargs: Any,
+) -> AsyncEngine:
+    """Create an async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+    ``engine_kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine` (e.g.
+    ``pool_size``). For SQLite the parent directory of the file is created if missing.
+    """
+    parsed = make_url(_with_async_driver(url) if isinstance(url, str) else url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_async_engine(parsed, **engine_kwargs)
+        _configure_sqlite(engine, in_memory=not database or database == ":memory:", begin=sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        return create_async_engine(parsed, **engine_kwargs)
+    raise ValueError(
+        f"unsupported database {backend!r} in {DATABASE_URL_ENV}: use sqlite+aiosqlite:///path/to.db "
+        "or postgresql+asyncpg://user@host/dbname"
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, begin: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction begins (see module doc).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable across application crashes in WAL mode and much faster.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    statement = "BEGIN IMMEDIATE" if begin == "immediate" else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (pages render after the transaction)."""
+    return async_sessionmaker(engine, expire_on_commit=False)

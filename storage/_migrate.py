@@ -1,0 +1,100 @@
+"""Run the Alembic migrations programmatically (``hamroh db upgrade`` and tests).
+
+The migration scripts live in ``storage/migrations``; ``env.py`` there imports the table modules
+of the packages that own tables (see ``TABLE_MODULES`` in that file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage._engine import create_engine
+from storage._errors import MigrationError
+
+__all__ = ["current_revision", "head_revision", "upgrade", "upgrade_async"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise MigrationError("no migrations found in storage/migrations")
+    return head
+
+
+async def upgrade_async(target: str | URL | AsyncEngine, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (default: the newest). Safe to run repeatedly."""
+    engine = target if isinstance(target, AsyncEngine) else create_engine(target)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_run_upgrade, revision)
+    except MigrationError:
+        raise
+    except Exception as exc:
+        raise MigrationError(
+            f"could not migrate the database at {engine.url.render_as_string(hide_password=True)}: {exc}"
+        ) from exc
+    finally:
+        if engine is not target:
+            await engine.dispose()
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    config = _config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Synchronous :func:`upgrade_async` for the CLI.
+
+    When called from inside a running event loop (a notebook, an async test) it runs the
+    migration on a helper thread with its own loop instead of failing.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(upgrade_async(url, revision))
+        return
+    errors: list[BaseException] = []
+
+    def _worker() -> None:
+        try:
+            asyncio.run(upgrade_async(url, revision))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=_worker, name="hamroh-db-upgrade")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or ``None`` if it was never migrated."""
+
+    def _read(connection: Connection) -> Any:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        revision = await connection.run_sync(_read)
+    return None if revision is None else str(revision)

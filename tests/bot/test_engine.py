@@ -1,0 +1,161 @@
+"""The conversation engine end to end below the channels: consent, answers, crisis, hand-off,
+idempotent redelivery, counsellor replies and /delete — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select, text
+
+from bot.engine import IncomingMessage
+from bot.services import build_engine
+from bot.tables import BotUser, ConversationMessage, OutboxItem
+from handoff.tables import Ticket
+from nlu import Entities, LanguageHint, Understanding
+from storage import create_engine, session_factory
+
+pytestmark = pytest.mark.integration
+
+
+class RuleUnderstander:
+    """Deterministic understanding for engine tests (the real one is tested in tests/nlu)."""
+
+    def understand(self, text: str, hint: LanguageHint | None = None) -> Understanding:
+        low = text.lower()
+        lang = (hint.current or hint.chosen) if hint else "en"
+        lang = "ru" if re.search("[а-я]", low) else lang or "en"
+        dest = "RU" if ("russia" in low or "росси" in low) else None
+        if "beat" in low or "locked" in low:
+            return Understanding(lang, "Latn", "crisis", "violence", Entities(destination=dest), 0.99, True)
+        if "counsellor" in low:
+            return Understanding(lang, "Latn", "ask_human", None, Entities(), 0.9, True)
+        if low in {"hello", "hi"}:
+            return Understanding(lang, "Latn", "greet", None, Entities(), 0.9, True)
+        return Understanding(lang, "Latn", "question", None, Entities(destination=dest), 0.9, True)
+
+
+@pytest.fixture
+async def env(db_url, settings, kb):
+    db = create_engine(db_url)
+    sessions = session_factory(db)
+    local = settings.model_copy(update={"session_secret": SecretStr("s" * 40)})
+    engine = build_engine(local, sessions, lambda: kb, RuleUnderstander())
+    yield engine, sessions
+    await db.dispose()
+
+
+def msg(i: int | str, user: str = "u1", **kw) -> IncomingMessage:
+    return IncomingMessage(channel="telegram", user_key=user, message_id=str(i), **kw)
+
+
+async def consent(engine, user: str = "u1", lang: str = "en") -> None:
+    await engine.handle(msg(f"c-{user}", user, text="hi", client_lang="en"), address="42")
+    (out,) = await engine.handle(msg(f"l-{user}", user, callback=f"lang:{lang}"), address="42")
+    assert out.reply.kind == "welcome"
+
+
+async def count(sessions, table) -> int:
+    async with sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(table)))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_nothing_is_stored_before_consent(env) -> None:
+    engine, sessions = env
+    (out,) = await engine.handle(msg(1, text="my passport was taken", client_lang="ru"), address="42")
+    assert out.reply.kind == "consent" and out.id is None
+    assert out.reply.lang == "ru" and "/delete" in out.reply.text
+    assert len([b for row in out.reply.buttons for b in row]) == 14
+    assert await count(sessions, BotUser) == 0 and await count(sessions, ConversationMessage) == 0
+    (welcome,) = await engine.handle(msg(2, callback="lang:ru"), address="42")
+    assert welcome.reply.lang == "ru" and welcome.id is not None
+    assert await count(sessions, BotUser) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_question_gets_a_sourced_answer_once_even_when_redelivered(env) -> None:
+    engine, sessions = env
+    await consent(engine)
+    question = msg(10, text="How do I get the BMET smart card and emigration clearance before leaving Bangladesh?")
+    first = await engine.handle(question)
+    assert len(first) == 1
+    reply = first[0].reply
+    assert reply.kind in {"answer", "clarify"}
+    if reply.kind == "answer":
+        assert reply.source_url and reply.reviewed_on and reply.reviewed_on.isoformat() in reply.text
+        assert any(b.payload.startswith("fb:down:") for row in reply.buttons for b in row)
+    # the channel crashed before sending: a redelivery returns the same stored reply, nothing new
+    again = await engine.handle(question)
+    assert [o.id for o in again] == [o.id for o in first]
+    await engine.mark_sent([o.id for o in first])
+    assert await engine.handle(question) == []
+    assert await count(sessions, OutboxItem) == 2  # welcome + this answer
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_crisis_gets_emergency_numbers_and_a_priority_ticket(env) -> None:
+    engine, sessions = env
+    await consent(engine)
+    (out,) = await engine.handle(msg(20, text="my boss beat me, I am in Russia, help"))
+    assert out.reply.kind == "crisis" and "112" in out.reply.text
+    async with sessions() as s:
+        ticket = (await s.execute(select(Ticket))).scalar_one()
+    assert ticket.reason == "crisis" and ticket.crisis_kind == "violence"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_negative_feedback_to_ticket_then_quiet_then_counsellor_reply_delivered(env) -> None:
+    engine, sessions = env
+    await consent(engine)
+    (sorry,) = await engine.handle(msg(30, callback="fb:down:bd-emigration-clearance"))
+    assert sorry.reply.kind == "feedback"
+    (payload,) = [b.payload for row in sorry.reply.buttons for b in row]
+    (opened,) = await engine.handle(msg(31, callback=payload))
+    assert opened.reply.kind == "ticket_opened"
+    async with sessions() as s:
+        assert (await s.execute(select(Ticket.reason))).scalar_one() == "negative_feedback"
+    # while a counsellor has it, the bot says so once and then stays quiet
+    assert await engine.handle(msg(32, text="hello? anyone?")) == []
+    assert await engine.handle(msg(33, text="please answer")) == []
+    from handoff import OutboundMessage
+
+    await engine.send("u1", OutboundMessage(text="Hi, I am here to help.", ticket_id=1, counsellor_name="Dilnoza"))
+    pending = await engine.pending("telegram")
+    counsellor = [p for p in pending if p.reply.kind == "counsellor"]
+    assert len(counsellor) == 1 and "Dilnoza" in counsellor[0].reply.text and counsellor[0].address == "42"
+    await engine.mark_sent([p.id for p in pending if p.id])
+    assert await engine.pending("telegram") == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_delete_erases_every_row_about_the_user(env, db_url) -> None:
+    engine, sessions = env
+    await consent(engine, "u1")
+    await consent(engine, "u2")
+    await engine.handle(msg(40, "u1", text="I want a counsellor"))
+    await engine.handle(msg(41, "u1", text="my boss beat me in Russia"))
+    (confirm,) = await engine.handle(msg(42, "u1", command="delete"))
+    assert confirm.reply.kind == "delete_confirm"
+    (done,) = await engine.handle(msg(43, "u1", callback="delete:yes"))
+    assert done.reply.kind == "deleted" and done.id is None
+    async with sessions() as s:
+        for table in ("bot_users", "bot_messages", "bot_outbox", "handoff_ticket", "handoff_ticket_message"):
+            n = await s.scalar(text(f"SELECT count(*) FROM {table} WHERE user_key = 'u1'")) if table in (
+                "bot_users", "bot_messages", "bot_outbox", "handoff_ticket") else await s.scalar(text(
+                    "SELECT count(*) FROM handoff_ticket_message m WHERE NOT EXISTS "
+                    "(SELECT 1 FROM handoff_ticket t WHERE t.id = m.ticket_id)"))
+            assert n == 0, table
+        assert await s.scalar(text("SELECT count(*) FROM bot_users WHERE user_key = 'u2'")) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_attachments_get_a_polite_reply_and_a_counsellor_offer(env) -> None:
+    engine, _ = env
+    await consent(engine, lang="ru")
+    (voice,) = await engine.handle(msg(50, attachment="voice"))
+    assert voice.reply.kind == "attachment" and voice.reply.lang == "ru"
+    assert any(b.payload == "human:att" for row in voice.reply.buttons for b in row)
+    (sticker,) = await engine.handle(msg(51, attachment="sticker"))
+    assert not sticker.reply.buttons

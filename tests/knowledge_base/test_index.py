@@ -1,0 +1,80 @@
+"""The index is saved atomically and rebuilt only when content or model change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge_base import FaissIndex, IndexManifest, IndexMismatch, read_manifest
+
+
+def _manifest(h: str, n: int) -> IndexManifest:
+    return IndexManifest("m", 8, h, n, "flat", time.time(), 0.0)
+
+
+@pytest.mark.unit
+def test_save_switches_atomically_and_load_checks_the_manifest(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(50, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    FaissIndex.build(vecs).save(tmp_path, _manifest("old", 50))
+    FaissIndex.build(vecs[:10]).save(tmp_path, _manifest("new", 10))
+    index, manifest, _ = FaissIndex.load(tmp_path, expect_model="m", expect_dim=8, expect_hash="new")
+    assert index.size == 10 and manifest.content_hash == "new"
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1, "old versions are cleaned up"
+    with pytest.raises(IndexMismatch):
+        FaissIndex.load(tmp_path, expect_model="m", expect_dim=8, expect_hash="old")
+    with pytest.raises(IndexMismatch):
+        FaissIndex.load(tmp_path, expect_model="other", expect_dim=8, expect_hash="new")
+
+
+@pytest.mark.unit
+def test_hnsw_above_the_threshold_finds_the_exact_neighbours(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(3000, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    approx = FaissIndex.build(vecs, approximate_above=1000)
+    exact = FaissIndex.build(vecs, approximate_above=10**9)
+    assert approx.kind == "hnsw" and exact.kind == "flat"
+    _, a = approx.search(vecs[:100], 10)
+    _, e = exact.search(vecs[:100], 10)
+    recall = np.mean([len(set(a[i]) & set(e[i])) / 10 for i in range(100)])
+    assert recall >= 0.95
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_killing_a_rebuild_leaves_the_old_index_serving(repo_root: Path, tmp_path: Path, embedder) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(repo_root / "knowledge_base/content", content)
+    env = dict(os.environ, HAMROH_INDEX__DIR=str(tmp_path / "index"), HAMROH_CONTENT_DIR=str(content))
+    cmd = [sys.executable, "-m", "bot.cli", "kb", "build"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=repo_root)
+    old, _ = read_manifest(tmp_path / "index")
+    # change the content so a rebuild is needed, then kill rebuilds at several points
+    first = sorted(content.glob("*.yml"))[0]
+    first.write_text(first.read_text(encoding="utf-8").replace("questions:\n", "questions:\n      - \"new q\"\n", 1),
+                     encoding="utf-8")
+    for delay in (0.5, 2.0, 4.0):
+        proc = subprocess.Popen([*cmd, "--rebuild"], env=env, cwd=repo_root,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        manifest, version = read_manifest(tmp_path / "index")
+        assert manifest.content_hash in (old.content_hash,) or (version / "index.faiss").exists()
+        index = FaissIndex.load(tmp_path / "index", expect_model=manifest.model_id, expect_dim=manifest.dim,
+                                expect_hash=manifest.content_hash)[0]
+        assert index.size == manifest.vectors
+    # an uninterrupted build afterwards replaces it
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=repo_root)
+    new, _ = read_manifest(tmp_path / "index")
+    assert new.content_hash != old.content_hash

@@ -1,0 +1,132 @@
+"""An editor's mistakes in entry files are reported with file, field and fix; nothing crashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from knowledge_base import load_entries, load_topics
+
+pytestmark = pytest.mark.unit
+
+TODAY = dt.date.today()
+
+
+def _entry(**over: object) -> dict:
+    body = {
+        "id": "passport-retention-test",
+        "topic": "bd-emigration-clearance",
+        "status": "published",
+        "origin": ["BD"],
+        "destination": [],
+        "stage": "pre-departure",
+        "reviewed_on": (TODAY - dt.timedelta(days=10)).isoformat(),
+        "review_by": (TODAY + dt.timedelta(days=100)).isoformat(),
+        "safety": "normal",
+        "sources": [{"title": "Bureau of Manpower, Employment and Training", "url": "https://www.bmet.gov.bd/"}],
+        "translations": {
+            lang: {"title": "Emigration clearance", "answer": "Register with BMET before you leave. " * 3,
+                   "questions": ["how to get smart card", "bmet clearance", "what is emigration clearance",
+                                 "do i need bmet card"]}
+            for lang in ("en", "bn")
+        },
+    }
+    body.update(over)
+    return body
+
+
+def _write(tmp: Path, name: str, data: object) -> Path:
+    path = tmp / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _messages(tmp: Path) -> list[str]:
+    return [str(p) for p in load_entries(tmp).errors]
+
+
+def test_a_valid_entry_loads_without_problems(tmp_path: Path) -> None:
+    _write(tmp_path, "passport-retention-test.yml", _entry())
+    report = load_entries(tmp_path)
+    assert [e.id for e in report.published] == ["passport-retention-test"]
+    assert report.problems == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"topic": "visa-to-mars"}, "topic", "unknown topic"),
+        ({"reviewed_on": "22/11/2026"}, "reviewed_on", "YYYY-MM-DD"),
+        ({"review_by": (TODAY - dt.timedelta(days=30)).isoformat()}, "review_by", "not after reviewed_on"),
+        ({"status": "live"}, "status", "allowed values"),
+        ({"origin": ["Bangladesh"]}, "origin", "ISO 3166"),
+        ({"sources": []}, "sources", "at least one"),
+        ({"sources": [{"title": "BMET", "url": "bmet.gov.bd"}]}, "sources.0.url", "https://"),
+        ({"colour": "blue"}, "colour", "spelling"),
+    ],
+)
+def test_each_malformed_field_is_named_with_a_fix(tmp_path: Path, change: dict, field: str, words: str) -> None:
+    _write(tmp_path, "passport-retention-test.yml", _entry(**change))
+    problems = load_entries(tmp_path).errors
+    assert problems, "a malformed entry must be reported"
+    assert any(p.field == field and (words in p.message or words in p.fix) for p in problems), problems
+    assert all(p.file.endswith("passport-retention-test.yml") for p in problems)
+
+
+def test_missing_required_language_is_reported(tmp_path: Path) -> None:
+    data = _entry()
+    del data["translations"]["bn"]
+    _write(tmp_path, "passport-retention-test.yml", data)
+    (problem,) = load_entries(tmp_path).errors
+    assert problem.field == "translations" and "bn" in problem.message
+
+
+def test_answer_longer_than_a_telegram_message_is_refused(tmp_path: Path) -> None:
+    data = _entry()
+    data["translations"]["en"]["answer"] = "x" * 3600
+    _write(tmp_path, "passport-retention-test.yml", data)
+    problems = load_entries(tmp_path).errors
+    assert any(p.field == "translations.en.answer" and "3500" in p.message for p in problems)
+
+
+def test_duplicate_ids_and_file_name_mismatch(tmp_path: Path) -> None:
+    _write(tmp_path, "passport-retention-test.yml", _entry())
+    _write(tmp_path, "other.yml", _entry())
+    messages = _messages(tmp_path)
+    assert any("duplicate id" in m for m in messages)
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    _write(tmp_path, "broken.yml", textwrap.dedent("""\
+        id: broken
+        topic: ru-patent
+          status: published
+        """))
+    (problem,) = load_entries(tmp_path).errors
+    assert "malformed YAML" in problem.message and problem.field.startswith("line ")
+
+
+def test_non_mapping_and_binary_files_are_reported(tmp_path: Path) -> None:
+    _write(tmp_path, "list.yml", "- just\n- a list\n")
+    (tmp_path / "junk.yml").write_bytes(b"\xff\xfe\x00\x81binary")
+    messages = _messages(tmp_path)
+    assert any("mapping" in m for m in messages) and any("UTF-8" in m for m in messages)
+
+
+def test_expired_entries_are_warned_not_served_silently(tmp_path: Path) -> None:
+    data = _entry(reviewed_on="2024-01-01", review_by="2024-06-01")
+    _write(tmp_path, "passport-retention-test.yml", data)
+    report = load_entries(tmp_path)
+    assert not report.errors
+    assert any(p.severity == "warning" and p.field == "review_by" for p in report.problems)
+
+
+def test_the_topic_contract_lists_every_spec_topic() -> None:
+    topics = load_topics()
+    assert len(topics) == 38
+    assert topics["kz-work-rules"].languages[-1] == "kk"
+    assert set(topics["bd-emigration-clearance"].languages) == {"en", "bn"}
