@@ -19,13 +19,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_base import KnowledgeBase, Profile, QueryError
-from nlu import Understander
 from storage import create_engine, session_factory
 
 from .channels.telegram import build_telegram_application, run_telegram, telegram_webhook_route
 from .engine import ConversationEngine
 from .privacy import local_secret
-from .services import build_engine, open_embedder, open_knowledge_base
+from .services import build_engine, open_embedder, open_knowledge_base, open_understander
 from .settings import Settings
 
 __all__ = ["AskRequest", "AskResponse", "create_app"]
@@ -114,7 +113,7 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     embedder = kb.embedder if kb is not None else open_embedder(settings)
     db = create_engine(settings.database_url_resolved)
     sessions = session_factory(db)
-    understander = Understander(embedder)
+    understander = open_understander(settings, embedder)
     engine = build_engine(settings, sessions, lambda: app.state.kb, understander)
 
     telegram = _telegram_application(settings, engine) if channels else None

@@ -139,6 +139,21 @@ def cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- nlu
+def cmd_nlu_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from nlu import evaluate_file, format_report
+
+    from .services import open_understander
+
+    understander = open_understander(settings, open_embedder(settings))
+    report = evaluate_file(args.file, understander, details=args.mistakes)
+    if args.json:
+        _print(report)
+    else:
+        print(format_report(report))
+    return 0
+
+
 # --------------------------------------------------------------------------- database and accounts
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from storage import upgrade
@@ -228,6 +243,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="only items whose topic has an entry (plus all 'none' items)")
     e.set_defaults(func=cmd_kb_eval)
 
+    nl = sub.add_parser("nlu", help="message understanding").add_subparsers(dest="cmd", required=True)
+    ne = nl.add_parser("eval", help="language and dialogue-act metrics on an evaluation file")
+    ne.add_argument("file")
+    ne.add_argument("--json", action="store_true")
+    ne.add_argument("--mistakes", action="store_true", help="list every wrong item")
+    ne.set_defaults(func=cmd_nlu_eval)
+
     db = sub.add_parser("db", help="the database").add_subparsers(dest="cmd", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
 
@@ -267,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         return func(settings, args)
     except (SettingsError, ContentError, EmbedderError, QueryError, ValueError, FileNotFoundError) as exc:
+        # NluDataError is a ValueError: a broken evaluation or data file names itself here.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -20,11 +20,13 @@ from knowledge_base import (
     load_entries,
 )
 
+from nlu import Understander
+
 from .engine import ConversationEngine, EmergencyContact, EngineOptions, UnderstandingPort
 from .i18n import Translator
 from .settings import Settings
 
-__all__ = ["ContentError", "load_content", "open_embedder", "open_knowledge_base"]
+__all__ = ["ContentError", "load_content", "open_embedder", "open_knowledge_base", "open_understander"]
 
 
 class ContentError(RuntimeError):
@@ -37,6 +39,11 @@ def load_content(settings: Settings) -> LoadReport:
 
 def open_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     return create_embedder(settings.model, root=settings.root)
+
+
+def open_understander(settings: Settings, embedder: Embedder) -> Understander:
+    """The message understander; its example embeddings are cached beside the index (generated data)."""
+    return Understander(embedder, cache_dir=settings.path(settings.index.dir).parent / "cache")
 
 
 def open_knowledge_base(settings: Settings, *, embedder: Embedder | None = None,

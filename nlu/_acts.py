@@ -9,8 +9,13 @@ paraphrases without training a model.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -28,6 +33,10 @@ __all__ = ["ActScores", "ExampleIndex", "SocialRules", "load_training_examples"]
 _SOCIAL_MAX_TOKENS: Final = 10
 _K: Final = 3
 _PRIORITY: Final[tuple[DialogueAct, ...]] = ("goodbye", "thanks", "greet")
+#: A cached example matrix is trusted only if the live model still embeds a probe example this close.
+_CACHE_CHECK: Final = 0.999
+
+_log = logging.getLogger(__name__)
 
 
 class SocialRules:
@@ -104,11 +113,20 @@ class ActScores:
 
 
 class ExampleIndex:
-    """The embedded training examples; embedded once, on first use, under a lock."""
+    """The embedded training examples; embedded once, on first use, under a lock.
 
-    def __init__(self, examples: Sequence[TrainingExample], embedder: QueryEmbedder) -> None:
+    Embedding a thousand examples takes tens of seconds on a small CPU, which would blow the start-up
+    budget on every restart, so with ``cache_dir`` the matrix is kept on disk, keyed by the examples'
+    text. A cached matrix is used only after re-embedding one example and finding the same vector, so
+    a changed model can never be paired with stale vectors.
+    """
+
+    def __init__(
+        self, examples: Sequence[TrainingExample], embedder: QueryEmbedder, *, cache_dir: Path | None = None
+    ) -> None:
         self._examples = list(examples)
         self._embedder = embedder
+        self._cache_dir = cache_dir
         self._lock = threading.Lock()
         self._matrix: npt.NDArray[np.float32] | None = None
         self._rows: dict[DialogueAct, npt.NDArray[np.intp]] = {}
@@ -116,13 +134,43 @@ class ExampleIndex:
             cast(CrisisKind, ex.sub) if ex.intent == "crisis" else None for ex in self._examples
         ]
 
+    def _cache_file(self) -> Path | None:
+        if self._cache_dir is None:
+            return None
+        digest = hashlib.sha256("\n".join(f"{ex.intent}/{ex.sub}\t{ex.text}" for ex in self._examples).encode())
+        return self._cache_dir / f"nlu-examples-{digest.hexdigest()[:16]}.npy"
+
+    def _embed_all(self) -> npt.NDArray[np.float32]:
+        texts = [ex.text for ex in self._examples]
+        path = self._cache_file()
+        if path is not None and path.exists():
+            try:
+                cached = np.load(path, allow_pickle=False).astype(np.float32, copy=False)
+                probe = np.asarray(self._embedder.embed_queries(texts[:1]), dtype=np.float32)
+                if cached.shape[0] == len(texts) and cached.shape[1:] == probe.shape[1:] and float(
+                    cached[0] @ probe[0]
+                ) >= _CACHE_CHECK:
+                    return cached
+                _log.info("nlu: cached example embeddings do not match the model; re-embedding")
+            except (OSError, ValueError):
+                _log.warning("nlu: unreadable example-embedding cache; re-embedding")
+        matrix = np.asarray(self._embedder.embed_queries(texts), dtype=np.float32)
+        if path is not None and matrix.ndim == 2:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+                with os.fdopen(fd, "wb") as fh:
+                    np.save(fh, matrix, allow_pickle=False)
+                os.replace(tmp, path)  # atomic: a reader never sees half a file
+            except OSError:
+                _log.warning("nlu: could not write the example-embedding cache")
+        return matrix
+
     def _built(self) -> npt.NDArray[np.float32]:
         if self._matrix is None:
             with self._lock:
                 if self._matrix is None:
-                    matrix = np.asarray(
-                        self._embedder.embed_queries([ex.text for ex in self._examples]), dtype=np.float32
-                    )
+                    matrix = self._embed_all()
                     if matrix.ndim != 2 or matrix.shape[0] != len(self._examples):
                         raise NluDataError(
                             f"embedder returned shape {matrix.shape} for {len(self._examples)} examples"

@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -71,11 +72,15 @@ class Understander:
     """Understands chat messages. Construct once per process and share; it is thread-safe.
 
     ``embedder`` is the project's query embedder (``knowledge_base.SentenceTransformerEmbedder``);
-    it is called once per message that rules do not settle, and once, lazily, for the training data.
+    it is called once per message that rules do not settle, and once, lazily, for the training data
+    (whose vectors are kept in ``cache_dir`` when given, so a restart does not re-embed them).
     """
 
-    def __init__(self, embedder: QueryEmbedder, *, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, embedder: QueryEmbedder, *, thresholds: Thresholds | None = None, cache_dir: Path | None = None
+    ) -> None:
         self._embedder = embedder
+        self._cache_dir = cache_dir
         self._thresholds = thresholds or Thresholds()
         self._langid = LanguageIdentifier()
         self._lock = threading.Lock()
@@ -97,7 +102,9 @@ class Understander:
         if self._index_cache is None:
             with self._lock:
                 if self._index_cache is None:
-                    self._index_cache = ExampleIndex(load_training_examples(), self._embedder)
+                    self._index_cache = ExampleIndex(
+                        load_training_examples(), self._embedder, cache_dir=self._cache_dir
+                    )
         return self._index_cache
 
     def warm_up(self) -> None:
