@@ -53,6 +53,21 @@ class VectorIndex(Protocol):
     def save(self, directory: Path, manifest: IndexManifest) -> Path: ...
 
 
+_OMP_DEFAULT: list[int] = []
+
+
+def _omp_threads_for(n_queries: int) -> None:
+    """One OpenMP thread for a handful of queries, all of them for batches.
+
+    A single query gains nothing from faiss's OpenMP team, and that team's spinning threads fight
+    torch's own (a second OpenMP runtime) for the two cores: measured, it multiplied search latency
+    under load. Batches (builds, benchmarks' exact ground truth) keep every thread.
+    """
+    if not _OMP_DEFAULT:
+        _OMP_DEFAULT.append(max(1, faiss.omp_get_max_threads()))
+    faiss.omp_set_num_threads(1 if n_queries <= 4 else _OMP_DEFAULT[0])
+
+
 class FaissIndex:
     """Exact (flat) inner product below ``approximate_above`` vectors, HNSW above it."""
 
@@ -83,6 +98,7 @@ class FaissIndex:
             base = faiss.IndexFlatIP(dim)
             kind = "flat"
         index = faiss.IndexIDMap2(base)
+        _omp_threads_for(n)
         index.add_with_ids(vectors, id_arr)
         return cls(index, kind)
 
@@ -109,6 +125,7 @@ class FaissIndex:
         if self._hnsw is not None:
             # HNSW returns at most efSearch neighbours: widen the beam when more are asked for
             self._hnsw.efSearch = max(self._ef, k)
+        _omp_threads_for(queries.shape[0])
         scores, ids = self._index.search(queries, k)
         return scores, ids
 
