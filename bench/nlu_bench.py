@@ -73,7 +73,7 @@ def _row(name: str, values_s: Sequence[float]) -> str:
 def run(files: Sequence[Path] = DEFAULT_FILES, repeat: int = 3) -> int:
     """Measure and print the table; returns a process exit code."""
     embedder = _TimedEmbedder(_open_embedder())
-    understander = nlu.Understander(embedder)
+    understander = nlu.Understander(embedder, cache_dir=ROOT / "data" / "cache")
     start = time.perf_counter()
     understander.warm_up()
     warm = time.perf_counter() - start

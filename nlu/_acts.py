@@ -15,8 +15,8 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, cast
 
 import numpy as np

@@ -62,7 +62,8 @@ def fake_understander() -> nlu.Understander:
 
 @pytest.fixture(scope="session")
 def understander(embedder) -> nlu.Understander:  # type: ignore[no-untyped-def]
-    """The real thing: the project's embedder, the training examples embedded once per session."""
-    model = nlu.Understander(embedder)
+    """The real thing: the project's embedder, the training examples embedded once and cached
+    under data/cache (generated, like the index), as the server does."""
+    model = nlu.Understander(embedder, cache_dir=ROOT / "data" / "cache")
     model.warm_up()
     return model
