@@ -18,7 +18,7 @@ from ._types import CrisisKind
 
 __all__ = ["CrisisRules", "CrisisSignal"]
 
-_SENTENCE_END: Final = re.compile(r"[.!?؟।\n;]+")
+_SENTENCE_END: Final = re.compile(r"[.!?؟।۔\n;]+")  # ۔ is the Urdu full stop
 _CLAUSE_BREAK: Final = re.compile(r"[,،:]|\b(then|то|тогда)\b")
 
 
