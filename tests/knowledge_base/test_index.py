@@ -53,8 +53,11 @@ def test_hnsw_above_the_threshold_finds_the_exact_neighbours(tmp_path: Path) -> 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_killing_a_rebuild_leaves_the_old_index_serving(repo_root: Path, tmp_path: Path, embedder) -> None:
+    # a few real entries: the point is where the build dies, not how long it takes
     content = tmp_path / "content"
-    shutil.copytree(repo_root / "knowledge_base/content", content)
+    content.mkdir()
+    for path in sorted((repo_root / "knowledge_base/content").glob("*.yml"))[:4]:
+        shutil.copy(path, content / path.name)
     env = dict(os.environ, HAMROH_INDEX__DIR=str(tmp_path / "index"), HAMROH_CONTENT_DIR=str(content))
     cmd = [sys.executable, "-m", "bot.cli", "kb", "build"]
     subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=repo_root)
