@@ -13,7 +13,10 @@ every entry goes to a counsellor.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import os
+import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,6 +57,34 @@ def load_out_of_scope(path: Path | None = None) -> list[str]:
 
     raw = yaml.safe_load((path or _OOS_FILE).read_text(encoding="utf-8")) or []
     return [str(x) for x in raw]
+
+
+def _embed_cached(embedder: Embedder, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
+    """Embed reference texts, keeping the vectors beside the index (keyed by model and texts).
+
+    Why: embedding the out-of-scope set costs seconds on a small CPU at every start; the key holds
+    the model id, so a new model or an edited file is simply a cache miss.
+    """
+    if cache_dir is None:
+        return embedder.embed_queries(list(texts))
+    key = hashlib.sha256("\n".join([embedder.model_id, *texts]).encode()).hexdigest()[:16]
+    path = cache_dir / f"oos-{key}.npy"
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.shape == (len(texts), embedder.dim):
+            return cached.astype(np.float32, copy=False)
+    except (OSError, ValueError):
+        pass
+    vectors = embedder.embed_queries(list(texts))
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, vectors, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only index directory only costs the re-embedding next time
+    return vectors
 
 
 class QueryError(ValueError):
@@ -160,7 +191,7 @@ class KnowledgeBase:
     def __init__(self, entries: Sequence[Entry], embedder: Embedder, index: FaissIndex, rows: Sequence[_Row],
                  config: SearchConfig, *, fallbacks: Mapping[str, Sequence[str]] | None = None,
                  default_lang: str = "en", manifest: IndexManifest | None = None,
-                 out_of_scope: Sequence[str] | None = None) -> None:
+                 out_of_scope: Sequence[str] | None = None, cache_dir: Path | None = None) -> None:
         self.entries = list(entries)
         self.embedder = embedder
         self.index = index
@@ -171,7 +202,7 @@ class KnowledgeBase:
         self.manifest = manifest
         self._by_id = {e.id: e for e in self.entries}
         examples = list(out_of_scope if out_of_scope is not None else load_out_of_scope())
-        self._oos = embedder.embed_queries(examples) if examples else None
+        self._oos = _embed_cached(embedder, examples, cache_dir) if examples else None
         self._bm25_docs: list[int] = []
         corpus: list[list[str]] = []
         for i, entry in enumerate(self.entries):
@@ -243,7 +274,8 @@ class KnowledgeBase:
                 index, manifest, version = FaissIndex.load(directory, expect_model=embedder.model_id,
                                                            expect_dim=embedder.dim, expect_hash=digest)
                 rows = [_Row(*r) for r in json.loads((version / "rows.json").read_text())]
-                return cls(entries, embedder, index, rows, search_config, manifest=manifest, **kwargs)
+                return cls(entries, embedder, index, rows, search_config, manifest=manifest, cache_dir=directory,
+                           **kwargs)
             except (IndexMismatch, OSError, ValueError) as exc:
                 if on_build:
                     on_build(f"building the index ({exc})")
@@ -251,7 +283,8 @@ class KnowledgeBase:
         if save:
             blob = json.dumps([[r.entry, r.lang, r.kind] for r in rows]).encode()
             index.save(directory, manifest, extra={"rows.json": blob})
-        return cls(entries, embedder, index, rows, search_config, manifest=manifest, **kwargs)
+        return cls(entries, embedder, index, rows, search_config, manifest=manifest,
+                   cache_dir=directory if save else None, **kwargs)
 
     # ------------------------------------------------------------------ answering
     def fallback_chain(self, lang: str | None) -> list[str]:

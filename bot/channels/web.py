@@ -173,9 +173,10 @@ def create_web_router(
 
     ``key_secret`` keys the pseudonymous user keys (``HAMROH_USER_KEY_SECRET``); ``session_secret``
     signs session tokens (``HAMROH_SESSION_SECRET``, derived from ``key_secret`` when absent).
-    ``secure_cookies`` must be on behind HTTPS. ``allowed_origins`` lists the MRC websites that may
-    embed the widget (``*``: any). ``poll_interval`` is how often counsellor replies are looked for
-    while someone is connected.
+    Cookies are ``Secure`` when the request came over HTTPS (directly, or through a proxy uvicorn
+    trusts for ``X-Forwarded-Proto``); ``secure_cookies`` forces it. ``allowed_origins`` lists the
+    MRC websites that may embed the widget (``*``: any). ``poll_interval`` is how often counsellor
+    replies are looked for while someone is connected.
     """
     limits = limits or WebLimits()
     user_key_of = resolve_user_key_function(key_secret)
@@ -213,7 +214,8 @@ def create_web_router(
         if token_mode:
             return _Session(sid, user_key_of(sid), token=token)
         return _Session(sid, user_key_of(sid),
-                        set_cookie=cookie_header(token, secure=secure_cookies, max_age=cookie_max_age))
+                        set_cookie=cookie_header(token, secure=secure_cookies or request.url.scheme == "https",
+                                                 max_age=cookie_max_age))
 
     def respond(request: Request, body: dict[str, Any], session: _Session | None, status: int = 200,
                 extra: dict[str, str] | None = None) -> JSONResponse:
@@ -395,7 +397,8 @@ def create_web_router(
         headers: list[tuple[bytes, bytes]] | None = None
         if sid is None and cookie_ok:
             sid, token = signer.issue()
-            headers = [(b"set-cookie", cookie_header(token, secure=secure_cookies, max_age=cookie_max_age).encode())]
+            secure = secure_cookies or websocket.url.scheme == "wss"
+            headers = [(b"set-cookie", cookie_header(token, secure=secure, max_age=cookie_max_age).encode())]
         await websocket.accept(headers=headers)
         try:
             first = await asyncio.wait_for(websocket.receive(), limits.hello_timeout)

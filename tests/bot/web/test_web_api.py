@@ -337,6 +337,8 @@ def test_session_cookie_is_httponly_lax_and_secure_when_configured(make_client: 
     assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Secure" not in plain
     secure = make_client(secure_cookies=True).post("/api/chat/session").headers["set-cookie"]
     assert "HttpOnly" in secure and "SameSite=Lax" in secure and "Secure" in secure
+    over_https = TestClient(make_client().app, base_url="https://testserver").post("/api/chat/session")
+    assert "Secure" in over_https.headers["set-cookie"]  # HTTPS (or a trusted proxy's) is detected
 
 
 def test_a_cookie_is_not_honoured_from_another_website(client: TestClient, fake: FakeConversation) -> None:

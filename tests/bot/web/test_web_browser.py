@@ -2,9 +2,10 @@
 
 A whole conversation (consent, language, question, answer with source and date, 👍), a counsellor's
 reply arriving without a reload, Arabic laid out right to left, an XSS payload shown as plain text,
-and the widget embedded on another website where WebSockets are blocked (token session, HTTP
-fallback). The browser is shared by the module; each test gets a fresh server and fake engine.
-Screenshots go to tests/artifacts/.
+the widget embedded on another website where WebSockets are blocked (token session, HTTP
+fallback), the "talk to a counsellor" and "delete my data" buttons, a dropped connection, and a
+flood refused in the user's own language. The browser is shared by the module; each test gets a
+fresh server and fake engine. Screenshots go to tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from bot.channels.web import create_web_router
+from bot.channels.web import BucketSpec, WebLimits, create_web_router
 
 from .conftest import SECRET
 from .fake_engine import SOURCE_URL, FakeConversation
@@ -47,11 +48,11 @@ def _free_port() -> int:
 class _Server:
     """uvicorn on its own thread: the web router, plus a page standing in for an MRC website."""
 
-    def __init__(self, engine: FakeConversation) -> None:
+    def __init__(self, engine: FakeConversation, limits: WebLimits | None = None) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         app = FastAPI()
-        app.include_router(create_web_router(engine, key_secret=SECRET, poll_interval=0.1))
+        app.include_router(create_web_router(engine, key_secret=SECRET, poll_interval=0.1, limits=limits))
         base = self.base
 
         @app.get("/mrc-site")
@@ -256,3 +257,64 @@ def test_embedded_on_another_site_with_websockets_blocked(server: _Server, fake:
     sync_api.expect(page.locator("#hamroh-panel")).to_be_hidden()
     sync_api.expect(launcher).to_be_focused()
     assert dialogs == []
+
+
+def test_counsellor_and_delete_my_data_buttons(server: _Server, fake: FakeConversation,
+                                               open_page: Callable[..., Any]) -> None:
+    page, dialogs = open_page(server.base + "/")
+    _consent(page)
+    _ask(page, "Can I change my employer?")
+    first_key = fake.handled[-1].user_key
+    page.locator(".hamroh-tools").get_by_role("button", name="Talk to a counsellor").click()
+    sync_api.expect(page.locator(".hamroh-k-ticket_opened")).to_contain_text("A counsellor will reply to you here.")
+    assert fake.handled[-1].command == "human"
+
+    page.get_by_role("button", name="Delete my data").click()
+    confirm = page.locator(".hamroh-k-delete_confirm")
+    confirm.get_by_role("button", name="Yes, erase everything").click()
+    sync_api.expect(page.locator(".hamroh-k-deleted")).to_contain_text("Everything about you has been erased.")
+    assert fake.users == {} and fake.unsent() == []
+    # nothing of the old conversation stays on the screen, and a fresh anonymous session starts
+    # with the consent notice again: nothing is stored until the visitor agrees anew
+    sync_api.expect(page.locator(".hamroh-k-consent")).to_have_count(1)
+    assert page.locator(".hamroh-me").count() == 0 and page.locator(".hamroh-k-answer").count() == 0
+    sync_api.expect(page.locator("#hamroh-input")).to_be_disabled()
+    assert fake.handled[-1].command == "start" and fake.handled[-1].user_key != first_key
+    assert dialogs == []
+    _shot(page, "web-deleted.png")
+
+
+def test_a_dropped_connection_reconnects_and_nothing_is_lost(server: _Server, fake: FakeConversation,
+                                                              open_page: Callable[..., Any]) -> None:
+    sockets: list[Any] = []
+
+    def relay(ws: Any) -> None:
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page, _ = open_page("about:blank")
+    page.route_web_socket("**/ws/chat", relay)
+    page.goto(server.base + "/")
+    _consent(page)
+    sockets[-1].close()  # the network drops the socket (a phone changing cells)
+    sync_api.expect(page.locator(".hamroh-status")).to_have_text("No connection. Trying again…")
+    answer = _ask(page, "Where is the nearest centre?")
+    sync_api.expect(answer).to_contain_text("Where is the nearest centre?")
+    sync_api.expect(page.locator(".hamroh-status")).to_be_hidden()
+    assert len(sockets) >= 2
+    assert len({m.user_key for m in fake.handled}) == 1  # the same anonymous session after reconnecting
+    assert [m.text for m in fake.handled].count("Where is the nearest centre?") == 1
+
+
+def test_a_flood_is_refused_in_the_users_language(fake: FakeConversation, open_page: Callable[..., Any]) -> None:
+    with _Server(fake, WebLimits(session=BucketSpec(rate=0.0, burst=3))) as server:
+        page, _ = open_page(server.base + "/", locale="ru-RU")
+        _consent(page, "Русский")  # the consent notice and the language button: two of three
+        _ask(page, "Как получить патент?")
+        box = page.locator("#hamroh-input")
+        box.fill("И ещё один вопрос")
+        box.press("Enter")
+        note = page.locator(".hamroh-note")
+        sync_api.expect(note).to_have_text("Вы отправляете сообщения очень быстро. Подождите немного, пожалуйста.")
+        assert all(m.text != "И ещё один вопрос" for m in fake.handled)
+        _shot(page, "web-rate-limited-ru.png")
