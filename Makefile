@@ -43,5 +43,13 @@ test: index lint typecheck
 bench: index
 	$(BIN)/hamroh bench search
 
+# Rasa as a separate service (README, "Rasa"): its own Python 3.10 environment, cached outside the
+# clone in ~/.cache/hamroh/rasa-<hash of nlu/rasa/requirements.txt>; the project is generated from
+# nlu/data/nlu.yml into build/rasa/; the model is cached by the project's fingerprint. Starts Rasa
+# (127.0.0.1:5005) and the action server (127.0.0.1:5055); Hamroh itself runs with `make run`.
+.PHONY: rasa
+rasa: index db
+	$(BIN)/hamroh rasa run
+
 clean:
 	rm -rf data/index data/models $(VENV)

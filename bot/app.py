@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,7 @@ from knowledge_base import KnowledgeBase, Profile, QueryError
 from storage import create_engine, session_factory
 
 from .channels.telegram import build_telegram_application, run_telegram, telegram_webhook_route
+from .channels.web import create_web_router
 from .engine import ConversationEngine
 from .privacy import local_secret
 from .services import build_engine, open_embedder, open_knowledge_base, open_understander
@@ -91,6 +92,14 @@ def _telegram_application(settings: Settings, engine: ConversationEngine) -> Any
                                       key_secret=key_secret, base_url=settings.telegram.base_url)
 
 
+def _web_router(settings: Settings, engine: ConversationEngine) -> APIRouter:
+    """The web chat (page at ``/``, widget files, WebSocket, HTTP fallback) on the same user-key secret."""
+    key_secret = local_secret(settings.path(Path("data/user_key_secret")),
+                              settings.user_key_secret.get_secret_value() if settings.user_key_secret else None)
+    session = settings.session_secret.get_secret_value() if settings.session_secret else None
+    return create_web_router(engine, key_secret=key_secret, session_secret=session)
+
+
 async def _retention_loop(settings: Settings, engine: ConversationEngine) -> None:
     """Purge conversations older than the retention period, once a day."""
     while True:
@@ -108,7 +117,8 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     """Build the application; ``kb`` lets tests inject a prepared knowledge base.
 
     ``console`` mounts the counsellor console at ``/console`` (the database must be migrated:
-    ``hamroh db upgrade``).
+    ``hamroh db upgrade``). ``channels`` mounts the web chat at ``/`` and starts Telegram when
+    its token is set (``hamroh serve``).
     """
     embedder = kb.embedder if kb is not None else open_embedder(settings)
     db = create_engine(settings.database_url_resolved)
@@ -145,10 +155,16 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     app.state.sessions = sessions
     if telegram is not None and settings.telegram_webhook_secret is not None:
         app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
+    if channels:
+        app.include_router(_web_router(settings, engine))
     if console:
         from .console import build_console
 
         app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine))
+
+    from .rasa import rasa_router  # the Rasa action server's API (bearer token; see README, "Rasa")
+
+    app.include_router(rasa_router(settings, sessions, lambda: app.state.kb, understander.language))
 
     @app.exception_handler(QueryError)
     async def _query_error(_: Request, exc: QueryError) -> JSONResponse:

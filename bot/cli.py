@@ -208,6 +208,59 @@ def cmd_bench_search(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
 
 
+def cmd_bench_kill(settings: Settings, args: argparse.Namespace) -> int:
+    from bench.kill_bench import run
+
+    return run(settings, kills=args.kills, users=args.users, database=args.database, config=args.config,
+               seed=args.seed)
+
+
+# --------------------------------------------------------------------------- rasa
+def _rasa_project(settings: Settings, args: argparse.Namespace) -> Any:
+    from nlu.rasa import build_project
+
+    out = Path(args.out) if getattr(args, "out", None) else settings.path(Path("build/rasa/project"))
+    project = build_project(out, epochs=args.epochs)
+    print(f"Rasa project written to {out} ({project.examples} examples, intents {', '.join(project.intents)}; "
+          f"fingerprint {project.fingerprint})")
+    return project
+
+
+def cmd_rasa(settings: Settings, args: argparse.Namespace) -> int:
+    from .rasa import RasaUnavailable, actions_token, ensure_env, run_servers, train
+    from .rasa._service import wait_forever
+
+    try:
+        project = _rasa_project(settings, args)
+        if args.cmd == "build":
+            return 0
+        env = ensure_env()
+        print(f"Rasa's environment: {env}")
+        if args.cmd == "env":
+            return 0
+        model = train(env, project)
+        print(f"model: {model}")
+        if args.cmd == "train":
+            return 0
+        hamroh = args.hamroh_url or f"http://{settings.server.host}:{settings.server.port}"
+        with run_servers(env, model, project, hamroh_url=hamroh, token=actions_token(settings),
+                         rasa_port=args.rasa_port, actions_port=args.actions_port,
+                         logs=settings.path(Path("build/rasa/logs"))) as servers:
+            print(f"the action server calls Hamroh at {hamroh} (start it with 'make run')")
+            wait_forever(servers)
+    except RasaUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench_peers(settings: Settings, args: argparse.Namespace) -> int:
+    from bench.peers import run
+
+    eval_file = Path(args.file) if args.file else settings.root.parent / "shared/eval/retrieval-dev.yaml"
+    return run(settings, eval_file=eval_file, epochs=args.epochs, threshold=args.rasa_threshold)
+
+
 # --------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hamroh", description="Hamroh: curated answers and counsellor hand-off")
@@ -279,6 +332,33 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("--scale-vectors", type=int, default=1_000_000)
     bs.add_argument("--queries", type=int, default=500)
     bs.set_defaults(func=cmd_bench_search)
+    bk = bench.add_parser("kill", help="SIGKILL the server while people write on Telegram: lost and duplicate replies")
+    bk.add_argument("--kills", type=int, default=20)
+    bk.add_argument("--users", type=int, default=20)
+    bk.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                    help="a temporary SQLite file, or a throw-away database on the PostgreSQL of the tests")
+    bk.add_argument("--seed", type=int, help="for a repeatable choice of kill moments and questions")
+    bk.set_defaults(func=cmd_bench_kill)
+    bp = bench.add_parser("peers", help="Hamroh's retrieval vs Rasa's ResponseSelector vs BM25 alone, over HTTP")
+    bp.add_argument("--file", help="evaluation file (default: ../shared/eval/retrieval-dev.yaml)")
+    bp.add_argument("--epochs", type=int, default=40, help="ResponseSelector training epochs")
+    bp.add_argument("--rasa-threshold", type=float, default=0.5,
+                    help="ResponseSelector confidence below which Rasa is counted as handing off")
+    bp.set_defaults(func=cmd_bench_peers)
+
+    ra = sub.add_parser("rasa", help="Rasa: generated project, its environment, model and servers "
+                        "(README, 'Rasa')").add_subparsers(dest="cmd", required=True)
+    for name, text in (("build", "write the Rasa project from nlu/data/nlu.yml into build/rasa/project"),
+                       ("env", "build Rasa's Python 3.10 environment (cached in ~/.cache/hamroh)"),
+                       ("train", "train the model (cached by the project's fingerprint)"),
+                       ("run", "start Rasa (:5005) and the action server (:5055) on loopback")):
+        rp = ra.add_parser(name, help=text)
+        rp.add_argument("--out", help="project directory (default build/rasa/project)")
+        rp.add_argument("--epochs", type=int, default=40)
+        rp.add_argument("--rasa-port", type=int, default=5005)
+        rp.add_argument("--actions-port", type=int, default=5055)
+        rp.add_argument("--hamroh-url", help="Hamroh's URL for the actions (default: server.host/port of config.yml)")
+        rp.set_defaults(func=cmd_rasa)
     return p
 
 

@@ -19,14 +19,14 @@ from knowledge_base import (
     create_embedder,
     load_entries,
 )
-
 from nlu import Understander
 
 from .engine import ConversationEngine, EmergencyContact, EngineOptions, UnderstandingPort
 from .i18n import Translator
 from .settings import Settings
 
-__all__ = ["ContentError", "load_content", "open_embedder", "open_knowledge_base", "open_understander"]
+__all__ = ["ContentError", "load_content", "open_embedder", "open_knowledge_base", "open_understander",
+           "open_understanding"]
 
 
 class ContentError(RuntimeError):
@@ -44,6 +44,16 @@ def open_embedder(settings: Settings) -> SentenceTransformerEmbedder:
 def open_understander(settings: Settings, embedder: Embedder) -> Understander:
     """The message understander; its example embeddings are cached beside the index (generated data)."""
     return Understander(embedder, cache_dir=settings.path(settings.index.dir).parent / "cache")
+
+
+def open_understanding(settings: Settings, builtin: Understander) -> UnderstandingPort:
+    """What the engine asks for acts: the built-in understanding, or (``nlu.backend: rasa``) a Rasa
+    server with the built-in one as safety net and fallback (see ``bot.rasa``)."""
+    if settings.nlu.backend == "rasa":
+        from .rasa import RasaUnderstander
+
+        return RasaUnderstander(builtin, settings.nlu.rasa)
+    return builtin
 
 
 def open_knowledge_base(settings: Settings, *, embedder: Embedder | None = None,
@@ -79,6 +89,8 @@ def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
                  kb: Callable[[], KnowledgeBase | None], understander: UnderstandingPort) -> ConversationEngine:
     from .console import console_settings
 
+    if isinstance(understander, Understander):
+        understander = open_understanding(settings, understander)
     return ConversationEngine(sessions=sessions, kb=kb, understander=understander,
                               translator=Translator(settings.fallback_chains), options=engine_options(settings),
                               console=console_settings(settings))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -19,7 +19,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from knowledge_base import LANGUAGES, IndexConfig, ModelConfig, SearchConfig
 
-__all__ = ["Contact", "MrcConfig", "ServerConfig", "Settings", "SettingsError", "TelegramConfig", "load_settings"]
+__all__ = [
+    "Contact", "MrcConfig", "NluConfig", "RasaConfig", "ServerConfig", "Settings", "SettingsError", "TelegramConfig",
+    "load_settings",
+]
 
 _HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -80,6 +83,27 @@ class TelegramConfig(BaseModel):
     base_url: str | None = None
 
 
+class RasaConfig(BaseModel):
+    """A running Rasa server asked for dialogue acts (``nlu.backend: rasa``); see README, "Rasa"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field("http://127.0.0.1:5005", pattern=r"^https?://")
+    #: per message; past it the built-in understanding answers (and the miss is logged)
+    timeout_seconds: float = Field(2.0, gt=0, le=30)
+    #: below this intent confidence Rasa's act is not trusted: the message is treated as a question
+    #: (searched, and handed to a counsellor when there is no verified answer)
+    min_confidence: float = Field(0.5, ge=0, le=1)
+
+
+class NluConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: "builtin" (rules + embeddings, offline) or "rasa" (a Rasa server; built-in as fallback)
+    backend: Literal["builtin", "rasa"] = "builtin"
+    rasa: RasaConfig = RasaConfig()
+
+
 class Settings(BaseSettings):
     """Everything the application needs; built once at start-up and passed down."""
 
@@ -96,6 +120,7 @@ class Settings(BaseSettings):
     search: SearchConfig = SearchConfig()
     server: ServerConfig = ServerConfig()
     telegram: TelegramConfig = TelegramConfig()
+    nlu: NluConfig = NluConfig()
     #: conversations older than this are purged by the retention job (hamroh purge / daily in serve)
     retention_days: int = Field(180, ge=1, le=3650)
     mrcs: list[MrcConfig] = Field(default_factory=list)
@@ -106,6 +131,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
     session_secret: SecretStr | None = Field(None, validation_alias="HAMROH_SESSION_SECRET")
     user_key_secret: SecretStr | None = Field(None, validation_alias="HAMROH_USER_KEY_SECRET")
+    #: bearer token of the Rasa action server calling /api/rasa/*; else one kept in data/actions_token
+    actions_token: SecretStr | None = Field(None, validation_alias="HAMROH_ACTIONS_TOKEN")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

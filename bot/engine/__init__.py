@@ -1,6 +1,14 @@
 """The channel-neutral conversation engine and its seam with the channels."""
 
-from ._engine import ConversationEngine, EmergencyContact, EngineOptions, UnderstandingPort, language_buttons
+from ._engine import (
+    ConversationEngine,
+    EmergencyContact,
+    EngineOptions,
+    UnderstandingPort,
+    answer_reply,
+    crisis_text,
+    language_buttons,
+)
 from ._port import ConversationPort, Outgoing
 from ._types import AttachmentKind, Button, IncomingMessage, Reply, ReplyKind
 
@@ -16,5 +24,7 @@ __all__ = [
     "Reply",
     "ReplyKind",
     "UnderstandingPort",
+    "answer_reply",
+    "crisis_text",
     "language_buttons",
 ]

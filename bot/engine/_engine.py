@@ -39,7 +39,9 @@ from ..tables import BotUser, ConversationMessage, OutboxItem
 from ._port import Outgoing
 from ._types import Button, IncomingMessage, Reply, ReplyKind
 
-__all__ = ["ConversationEngine", "EngineOptions", "UnderstandingPort", "language_buttons"]
+__all__ = [
+    "ConversationEngine", "EngineOptions", "UnderstandingPort", "answer_reply", "crisis_text", "language_buttons",
+]
 
 log = logging.getLogger("hamroh.engine")
 
@@ -455,21 +457,7 @@ class ConversationEngine:
         return [Reply("handoff", t(lang, "no_answer"), lang, buttons=(counsellor,))]
 
     def _answer_reply(self, kb: KnowledgeBase, entry_id: str, lang: str) -> Reply:
-        t = self._t
-        entry = kb.get(entry_id)
-        assert entry is not None
-        a = kb.answer_for(entry, lang)
-        source = a.sources[0]
-        parts = [a.title, a.text.strip()]
-        if a.fell_back:
-            parts.insert(0, t(lang, "fallback_note", language=LANGUAGE_NAMES.get(a.lang, a.lang)))
-        parts.append(t(lang, "answer_footer", source=f"{source.title} ({source.url})",
-                       date=a.reviewed_on.isoformat()))
-        buttons = ((Button(t(lang, "helpful_yes"), f"fb:up:{a.entry_id}"[:64]),
-                    Button(t(lang, "helpful_no"), f"fb:down:{a.entry_id}"[:64])),
-                   (Button(t(lang, "talk_to_counsellor"), "human:ask"),))
-        return Reply("answer", "\n\n".join(parts), a.lang, buttons=buttons, source_title=source.title,
-                     source_url=source.url, reviewed_on=a.reviewed_on, entry_id=a.entry_id, fell_back=a.fell_back)
+        return answer_reply(kb, self._t, entry_id, lang)
 
     def _mrc_for(self, user: BotUser) -> str:
         if user.mrc_id:
@@ -502,16 +490,41 @@ class ConversationEngine:
         return Reply("ticket_opened", self._t(lang, "ticket_opened"), lang)
 
     def _crisis_text(self, user: BotUser, lang: str) -> str:
-        t = self._t
-        parts = [t(lang, "crisis")]
-        for country in dict.fromkeys(c for c in (user.destination, user.origin) if c):
-            contacts = self._opt.emergency.get(country)
-            if contacts:
-                lines = [f"{c.label}: {c.phone or c.url}" for c in contacts]
-                parts.append("\n".join([t(lang, "crisis_numbers", country=_country_name(country, lang)), *lines]))
-                break
-        parts.append(t(lang, "crisis_embassy"))
-        return "\n\n".join(parts)
+        return crisis_text(self._t, self._opt.emergency, (user.destination, user.origin), lang)
+
+
+def answer_reply(kb: KnowledgeBase, t: Translator, entry_id: str, lang: str) -> Reply:
+    """A curated answer as the user sees it: title, text, source and review date, in ``lang`` or
+    along its fallback chain (saying so). Shared by the engine and the Rasa action API."""
+    entry = kb.get(entry_id)
+    assert entry is not None
+    a = kb.answer_for(entry, lang)
+    source = a.sources[0]
+    parts = [a.title, a.text.strip()]
+    if a.fell_back:
+        parts.insert(0, t(lang, "fallback_note", language=LANGUAGE_NAMES.get(a.lang, a.lang)))
+    parts.append(t(lang, "answer_footer", source=f"{source.title} ({source.url})",
+                   date=a.reviewed_on.isoformat()))
+    buttons = ((Button(t(lang, "helpful_yes"), f"fb:up:{a.entry_id}"[:64]),
+                Button(t(lang, "helpful_no"), f"fb:down:{a.entry_id}"[:64])),
+               (Button(t(lang, "talk_to_counsellor"), "human:ask"),))
+    return Reply("answer", "\n\n".join(parts), a.lang, buttons=buttons, source_title=source.title,
+                 source_url=source.url, reviewed_on=a.reviewed_on, entry_id=a.entry_id, fell_back=a.fell_back)
+
+
+def crisis_text(t: Translator, emergency: Mapping[str, Sequence[EmergencyContact]],
+                countries: Sequence[str | None], lang: str) -> str:
+    """The crisis reply: what to do now, the emergency numbers of the first known country, and
+    the embassy route. Shared by the engine and the Rasa action API."""
+    parts = [t(lang, "crisis")]
+    for country in dict.fromkeys(c for c in countries if c):
+        contacts = emergency.get(country)
+        if contacts:
+            lines = [f"{c.label}: {c.phone or c.url}" for c in contacts]
+            parts.append("\n".join([t(lang, "crisis_numbers", country=_country_name(country, lang)), *lines]))
+            break
+    parts.append(t(lang, "crisis_embassy"))
+    return "\n\n".join(parts)
 
 
 def _payload(reply: Reply) -> dict[str, Any]:
