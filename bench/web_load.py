@@ -158,6 +158,10 @@ def _serve(port: int) -> None:
         async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
             return []
 
+        async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
+                                exclude: Sequence[int] = ()) -> list[Outgoing]:
+            return []
+
     app = FastAPI()
     app.include_router(create_web_router(InstantEngine(), key_secret=secrets.token_hex(16),
                                          limits=WebLimits(poll=BucketSpec(rate=1000.0, burst=1000))))
@@ -171,6 +175,7 @@ def _free_port() -> int:
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    """Wait until the widget's files are served (the real server first loads the model and index)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -181,13 +186,15 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 30
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit("the bench server did not start within 30 s")
+    raise SystemExit(f"the bench server did not start within {seconds:.0f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--url", help="a running Hamroh server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--serve", action="store_true", help="start a throw-away server with an instant engine")
+    parser.add_argument("--real", action="store_true",
+                        help="start the real 'hamroh serve' (model, NLU, search, a temporary SQLite database)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--messages", type=int, default=8, help="questions per client (after start and consent)")
     parser.add_argument("--deadline", type=float, default=60.0, help="stop sending after this many seconds")
@@ -197,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args._server_only:
         _serve(args._server_only)
         return
-    if not args.url and not args.serve:
-        parser.error("give --url of a running server, or --serve")
+    if not args.url and not args.serve and not args.real:
+        parser.error("give --url of a running server, --serve or --real")
     if args.url and not args.url.startswith(("http://127.0.0.1", "http://localhost")):
         parser.error("--url must be a server on 127.0.0.1 (this is a load test)")
     process = None
@@ -209,6 +216,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         process = subprocess.Popen([sys.executable, "-m", "bench.web_load", "--_server-only", str(port)],
                                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         _wait_ready(base, process)
+    scratch = None
+    if args.real:
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="hamroh-load-")
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, HAMROH_DATABASE_URL=f"sqlite+aiosqlite:///{scratch}/load.db",
+                   HAMROH_USER_KEY_SECRET=secrets.token_hex(16), HAMROH_SESSION_SECRET=secrets.token_hex(16))
+        env.pop("TELEGRAM_BOT_TOKEN", None)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], cwd=root, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], cwd=root,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_ready(base, process, seconds=600.0)
     try:
         print(f"web chat load: {args.clients} clients x {args.messages} messages -> {base}/api/chat/send")
         result = asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
@@ -221,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,15 @@ def cmd_bench_search(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
 
 
+def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
+    from bench.web_load import main as load_main
+
+    argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline)]
+    argv += ["--url", args.url] if args.url else ["--serve"] if args.instant else ["--real"]
+    load_main(argv)
+    return 0
+
+
 def cmd_bench_kill(settings: Settings, args: argparse.Namespace) -> int:
     from bench.kill_bench import run
 
@@ -332,6 +341,13 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("--scale-vectors", type=int, default=1_000_000)
     bs.add_argument("--queries", type=int, default=500)
     bs.set_defaults(func=cmd_bench_search)
+    bl = bench.add_parser("load", help="web chat API under N concurrent visitors: messages/s, p50/p95 latency")
+    bl.add_argument("--clients", type=int, default=50)
+    bl.add_argument("--messages", type=int, default=8, help="questions per visitor (after start and consent)")
+    bl.add_argument("--deadline", type=float, default=60.0)
+    bl.add_argument("--url", help="a running server on 127.0.0.1 (default: start the real one)")
+    bl.add_argument("--instant", action="store_true", help="an instant engine: the channel's own cost only")
+    bl.set_defaults(func=cmd_bench_load)
     bk = bench.add_parser("kill", help="SIGKILL the server while people write on Telegram: lost and duplicate replies")
     bk.add_argument("--kills", type=int, default=20)
     bk.add_argument("--users", type=int, default=20)

@@ -77,3 +77,5 @@ class OutboxItem(Base):
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: a delivery loop (one replica's) holds the row until then; a dead replica's lease just expires
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

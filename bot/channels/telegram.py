@@ -305,7 +305,8 @@ class _TelegramChannel:
     # ------------------------------------------------------------------ delivery loop
     async def deliver_pending(self) -> int:
         """One pass over the outbox: counsellor replies and leftovers, each chat in order."""
-        pending = await self.engine.pending(CHANNEL, limit=self._batch)
+        busy = sorted(self._in_flight)  # being sent by the update handler right now
+        pending = await self.engine.claim_pending(CHANNEL, limit=self._batch, exclude=busy)
         by_chat: dict[str, list[Outgoing]] = {}
         for out in pending:
             if out.id is None or out.id in self._in_flight or out.id in self._recent:

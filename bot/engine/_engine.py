@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -213,6 +213,45 @@ class ConversationEngine:
                 select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
                 .where(OutboxItem.channel == channel, OutboxItem.sent_at.is_(None))
                 .order_by(OutboxItem.id).limit(limit))).all()
+            return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
+                    for item, address in rows]
+
+    async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
+                            exclude: Sequence[int] = ()) -> list[Outgoing]:
+        """Unsent replies for ``channel`` that no other delivery loop holds, now leased to this one.
+
+        Why a lease and not a lock: the sending happens outside any transaction (Telegram may take
+        seconds), and a replica that dies mid-send must not hold its rows forever; an expired lease
+        makes the row deliverable again, so a crash costs at most one duplicate, never a loss.
+        """
+        now = self._clock()
+        free = or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)
+        async with self._sessions() as session:
+            query = (select(OutboxItem.id).where(OutboxItem.channel == channel, OutboxItem.sent_at.is_(None), free)
+                     .order_by(OutboxItem.id).limit(limit).with_for_update(skip_locked=True))
+            if exclude:
+                query = query.where(OutboxItem.id.not_in(list(exclude)))
+            candidates = list((await session.execute(query)).scalars())
+            if not candidates:
+                await session.rollback()
+                return []
+            # the same condition again: on SQLite (no SKIP LOCKED) two claimers may pick the same ids,
+            # and only the first UPDATE still finds them free
+            claimed = set((await session.execute(
+                update(OutboxItem).where(OutboxItem.id.in_(candidates), free)
+                .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
+                .returning(OutboxItem.id).execution_options(synchronize_session=False))).scalars())
+            await session.commit()
+        return [out for out in await self._outgoing(channel, sorted(claimed)) if out.id in claimed]
+
+    async def _outgoing(self, channel: str, ids: Sequence[int]) -> list[Outgoing]:
+        if not ids:
+            return []
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
+                .where(OutboxItem.channel == channel, OutboxItem.id.in_(list(ids)), OutboxItem.sent_at.is_(None))
+                .order_by(OutboxItem.id))).all()
             return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
                     for item, address in rows]
 

@@ -41,3 +41,10 @@ class ConversationPort(Protocol):
     async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
         """Unsent replies for ``channel``: counsellor replies from the console, and leftovers of a crash."""
         ...
+
+    async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
+                            exclude: Sequence[int] = ()) -> list[Outgoing]:
+        """Like :meth:`pending`, but each returned reply is leased to the caller for ``lease_seconds``:
+        with several replicas, only one delivery loop sends it. ``exclude``: ids the caller is already
+        sending by another path (they are neither returned nor leased)."""
+        ...

@@ -159,3 +159,36 @@ async def test_attachments_get_a_polite_reply_and_a_counsellor_offer(env) -> Non
     assert any(b.payload == "human:att" for row in voice.reply.buttons for b in row)
     (sticker,) = await engine.handle(msg(51, attachment="sticker"))
     assert not sticker.reply.buttons
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_two_replicas_never_claim_the_same_pending_reply(env, db_url, settings, kb) -> None:
+    """Several replicas' delivery loops share one outbox: a reply is leased to one of them, and
+    becomes deliverable again only when that lease expires (a replica died) or is excluded."""
+    import asyncio
+
+    engine, sessions = env
+    for user in ("u1", "u2", "u3"):
+        await consent(engine, user)
+        await engine.handle(msg(f"q-{user}", user, text="How do I get a work patent in Russia?"), address="42")
+    waiting = {o.id for o in await engine.pending("telegram")}
+    assert len(waiting) >= 6
+    other_db = create_engine(db_url)
+    other = build_engine(settings.model_copy(update={"session_secret": SecretStr("s" * 40)}),
+                         session_factory(other_db), lambda: kb, RuleUnderstander())
+    try:
+        first, second = await asyncio.gather(engine.claim_pending("telegram"), other.claim_pending("telegram"))
+        a, b = {o.id for o in first}, {o.id for o in second}
+        assert not a & b and a | b == waiting
+        assert await engine.claim_pending("telegram") == [] and await other.claim_pending("telegram") == []
+        # a lease that has run out (its replica died mid-send) makes the rows deliverable again
+        async with sessions() as s:
+            await s.execute(text("UPDATE bot_outbox SET lease_until = NULL"))
+            await s.commit()
+        some = sorted(waiting)[:2]
+        again = await other.claim_pending("telegram", lease_seconds=-1, exclude=some)
+        assert {o.id for o in again} == waiting - set(some)
+        await engine.mark_sent([o.id for o in again if o.id is not None])
+        assert {o.id for o in await engine.claim_pending("telegram")} == set(some)
+    finally:
+        await other_db.dispose()

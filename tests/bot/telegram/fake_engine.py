@@ -66,6 +66,10 @@ class FakeEngine:
     async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
         return [o for i, o in sorted(self.outbox.items()) if i not in self.sent and o.channel == channel][:limit]
 
+    async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
+                            exclude: Sequence[int] = ()) -> list[Outgoing]:
+        return [o for o in await self.pending(channel, limit=limit) if o.id not in set(exclude)]
+
     # ------------------------------------------------------------------ test helpers
     def add_counsellor_reply(self, user_key: str, address: str | None, text: str) -> int:
         return self._store(user_key, address, Reply("counsellor", f"Counsellor Aziza:\n{text}", "ru"))

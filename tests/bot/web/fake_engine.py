@@ -96,6 +96,10 @@ class FakeConversation:
                     item.sent = True
             self.marked.extend(outbox_ids)
 
+    async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
+                            exclude: Sequence[int] = ()) -> list[Outgoing]:
+        return [o for o in await self.pending(channel, limit=limit) if o.id not in set(exclude)]
+
     async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
         with self._lock:
             return [i.out for i in self._items if i.out.channel == channel and not i.sent][:limit]
