@@ -7,6 +7,7 @@ through a dependency, so tests can build an app around any settings or a prepare
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -145,7 +146,11 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
                 except Exception as exc:  # offline install, bad token: the web chat and console still run
                     log.error("telegram could not start: %s", type(exc).__name__)
             yield
+        # wait for the purge task to stop before closing the pool: disposing under a running query
+        # left a task that never finished, and the server (or a test client) hung on shutdown
         purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
         await db.dispose()
 
     app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None)
