@@ -48,7 +48,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,8 +66,6 @@ WEBHOOK_PATH = "/telegram/webhook"
 USER_LANGUAGES = ("ru", "en", "uz", "tg", "ky", "bn", "ur", "ar", "kk", "ps")
 #: Telegram user ids of the simulated people (private chat id = user id)
 FIRST_USER_ID = 771_000_001
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-POSTGRES_URL_ENV = "HAMROH_TEST_POSTGRES_URL"
 
 
 @dataclass
@@ -155,33 +152,10 @@ def _database(kind: str, workdir: Path) -> Iterator[str]:
         return
     if kind != "postgres":
         raise ValueError(f"--database must be sqlite or postgres, not {kind!r}")
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
+    from storage.testing import temporary_postgres_database  # the suites' throw-away database
 
-    from storage import create_engine
-
-    admin = make_url(os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL))
-    name = f"hamroh_kill_{uuid.uuid4().hex[:12]}"
-
-    async def ddl(statement: str) -> None:
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        shown = admin.render_as_string(hide_password=True)
-        raise FileNotFoundError(f"PostgreSQL not reachable at {shown} (set {POSTGRES_URL_ENV}): {exc!r}") from exc
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with temporary_postgres_database(prefix="hamroh_kill") as url:
         yield url
-    finally:
-        asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # --------------------------------------------------------------------------- the server
