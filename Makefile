@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-MODEL  := data/models/multilingual-e5-small/modules.json
+MODEL  := data/models/multilingual-e5-small/onnx/model.onnx
 
 .PHONY: install model index db run test lint typecheck bench clean
 

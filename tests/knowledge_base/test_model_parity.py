@@ -24,3 +24,35 @@ def test_ids_and_positions_survive_long_text(embedder) -> None:
     vec = embedder.embed_queries(["работа " * 3000])
     assert vec.shape == (1, 384)
     assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-4
+
+
+def test_onnx_queries_equal_pytorch_in_every_language_single_and_padded(repo_root) -> None:
+    # Live queries go through ONNX Runtime while the index was built with PyTorch: a drifting graph
+    # would quietly move every score against the calibrated thresholds.
+    import numpy as np
+
+    from knowledge_base import OnnxQueryEngine, SentenceTransformerEmbedder
+    from tests.conftest import MODEL_DIR
+
+    texts = [t for _, t in parity_sentences(load_entries(repo_root / "knowledge_base/content").entries, n=120)]
+    texts += ["работа " * 3000, "🙂", "کار\u200cها"]  # truncated, emoji only, Dari ZWNJ
+    # PyTorch on exactly the query text (the query prefix given as the passage prefix: no batcher)
+    reference = SentenceTransformerEmbedder(MODEL_DIR, passage_prefix="query: ").embed_passages(texts)
+    engine = OnnxQueryEngine(MODEL_DIR)
+    single = np.stack([engine([t])[0] for t in texts])
+    padded = np.concatenate([engine(texts[i:i + 16]) for i in range(0, len(texts), 16)])
+    for vectors in (single, padded):
+        cos = np.sum(vectors * reference, axis=1)
+        assert cos.min() >= 0.9999, [texts[i][:40] for i in np.argsort(cos)[:3]]
+
+
+def test_missing_onnx_graph_is_reported_at_start_with_the_fix(tmp_path) -> None:
+    import shutil
+
+    from knowledge_base import EmbedderError, ModelConfig, create_embedder
+    from tests.conftest import MODEL_DIR
+
+    copy = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, copy, ignore=shutil.ignore_patterns("onnx", "*.safetensors"))
+    with pytest.raises(EmbedderError, match="hamroh model install"):
+        create_embedder(ModelConfig(dir=copy))
