@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -39,7 +41,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["LoadResult", "main", "run_load"]
+__all__ = ["LoadResult", "main", "run_load", "varied_questions"]
 
 
 @dataclass
@@ -50,7 +52,19 @@ class LoadResult:
     wall: float = 0.0
 
 
-async def _visitor(base: str, index: int, messages: int, result: LoadResult, same_ip: bool, stop_at: float) -> None:
+def varied_questions() -> list[str]:
+    """Every example question of the shipped content, in all its languages (for ``--varied``)."""
+    from pathlib import Path
+
+    from knowledge_base import load_entries
+
+    root = Path(__file__).resolve().parents[1]
+    return [q for e in load_entries(root / "knowledge_base/content").entries
+            for tr in e.translations.values() for q in tr.questions]
+
+
+async def _visitor(base: str, index: int, messages: int, result: LoadResult, same_ip: bool, stop_at: float,
+                   questions: Sequence[str] = ()) -> None:
     headers = {} if same_ip else {"X-Forwarded-For": f"10.77.{index // 250}.{index % 250 + 1}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10.0) as client:
         acks: list[int] = []
@@ -80,14 +94,19 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
             if time.monotonic() > stop_at:
                 result.outcomes["not sent (deadline)"] += messages - n
                 return
-            await send({"type": "message", "text": f"How do I get a work permit? ({n})"}, timed=True)
+            if questions:  # a different question each time, never seen before by the server's caches
+                text = f"{questions[(index * messages + n) % len(questions)]} ({index}.{n})"
+            else:
+                text = f"How do I get a work permit? ({n})"
+            await send({"type": "message", "text": text}, timed=True)
 
 
-async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False) -> LoadResult:
+async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False,
+                   questions: Sequence[str] = ()) -> LoadResult:
     """Run the visitors concurrently; never longer than ``deadline`` seconds."""
     result = LoadResult(clients)
     started = time.monotonic()
-    tasks = [asyncio.create_task(_visitor(base, i, messages, result, same_ip, started + deadline))
+    tasks = [asyncio.create_task(_visitor(base, i, messages, result, same_ip, started + deadline, questions))
              for i in range(clients)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline + 15)
     for task in pending:
@@ -199,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=8, help="questions per client (after start and consent)")
     parser.add_argument("--deadline", type=float, default=60.0, help="stop sending after this many seconds")
     parser.add_argument("--same-ip", action="store_true", help="no X-Forwarded-For: all clients share one address")
+    parser.add_argument("--workers", type=int, default=1, help="--real: server processes ('hamroh serve --workers')")
+    parser.add_argument("--varied", action="store_true",
+                        help="each message a different real question in its own language (no query-cache hits); "
+                             "default: the same 8 English questions, as a busy MRC's repeated questions")
+    parser.add_argument("--database", help="--real: a database URL to use instead of a temporary SQLite file "
+                                           "(its tables are created; use a throw-away database)")
     parser.add_argument("--_server-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._server_only:
@@ -223,27 +248,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         scratch = tempfile.mkdtemp(prefix="hamroh-load-")
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, HAMROH_DATABASE_URL=f"sqlite+aiosqlite:///{scratch}/load.db",
+        env = dict(os.environ, HAMROH_DATABASE_URL=args.database or f"sqlite+aiosqlite:///{scratch}/load.db",
                    HAMROH_USER_KEY_SECRET=secrets.token_hex(16), HAMROH_SESSION_SECRET=secrets.token_hex(16))
         env.pop("TELEGRAM_BOT_TOKEN", None)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], cwd=root, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], cwd=root,
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port),
+                                    "--workers", str(args.workers)], cwd=root,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)  # workers are children: stop the group
         _wait_ready(base, process, seconds=600.0)
     try:
         print(f"web chat load: {args.clients} clients x {args.messages} messages -> {base}/api/chat/send")
         result = asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
-                                      deadline=args.deadline, same_ip=args.same_ip))
+                                      deadline=args.deadline, same_ip=args.same_ip,
+                                      questions=varied_questions() if args.varied else ()))
         print(report(result))
     finally:
         if process is not None:
             process.terminate()
             try:
-                process.wait(10)
+                process.wait(20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
         if scratch is not None:
             import shutil
 

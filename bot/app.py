@@ -29,7 +29,7 @@ from .privacy import local_secret
 from .services import build_engine, open_embedder, open_knowledge_base, open_understander
 from .settings import Settings
 
-__all__ = ["AskRequest", "AskResponse", "create_app"]
+__all__ = ["AskRequest", "AskResponse", "app_from_environment", "create_app"]
 
 log = logging.getLogger("hamroh.app")
 
@@ -84,19 +84,23 @@ def get_kb(request: Request) -> KnowledgeBase:
     return kb
 
 
+def _user_key_secret(settings: Settings) -> str:
+    """One secret for every channel, so the same person keeps the same pseudonymous key."""
+    return local_secret(settings.path(Path("data/user_key_secret")),
+                        settings.user_key_secret.get_secret_value() if settings.user_key_secret else None)
+
+
 def _telegram_application(settings: Settings, engine: ConversationEngine) -> Any:
     if settings.telegram_bot_token is None:
         return None
-    key_secret = local_secret(settings.path(Path("data/user_key_secret")),
-                              settings.user_key_secret.get_secret_value() if settings.user_key_secret else None)
+    key_secret = _user_key_secret(settings)
     return build_telegram_application(settings.telegram_bot_token.get_secret_value(), engine,
                                       key_secret=key_secret, base_url=settings.telegram.base_url)
 
 
 def _web_router(settings: Settings, engine: ConversationEngine) -> APIRouter:
     """The web chat (page at ``/``, widget files, WebSocket, HTTP fallback) on the same user-key secret."""
-    key_secret = local_secret(settings.path(Path("data/user_key_secret")),
-                              settings.user_key_secret.get_secret_value() if settings.user_key_secret else None)
+    key_secret = _user_key_secret(settings)
     session = settings.session_secret.get_secret_value() if settings.session_secret else None
     return create_web_router(engine, key_secret=key_secret, session_secret=session)
 
@@ -199,3 +203,11 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         return out
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The full server (web chat, console, Telegram) from ``$HAMROH_CONFIG``: the factory each
+    worker process of ``hamroh serve --workers N`` calls, since processes cannot share one app."""
+    from .settings import load_settings
+
+    return create_app(load_settings(), console=True, channels=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -223,8 +224,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    uvicorn.run(create_app(settings, console=True, channels=True), host=args.host or settings.server.host,
-                port=args.port or settings.server.port, log_level="info", access_log=False)
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    workers = args.workers or settings.server.workers
+    if workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers == 1:
+        uvicorn.run(create_app(settings, console=True, channels=True), host=host, port=port, log_level="info",
+                    access_log=False)
+        return 0
+    if settings.telegram_bot_token is not None and not settings.telegram.webhook_url:
+        print(f"--workers {workers}: Telegram polling allows one reader; set telegram.webhook_url in the "
+              "configuration (README, 'Telegram webhook') or serve with --workers 1", file=sys.stderr)
+        return 2
+    # each worker process builds the same application from the same configuration file
+    os.environ["HAMROH_CONFIG"] = str(Path(args.config or os.environ.get("HAMROH_CONFIG", "config.yml")).resolve())
+    uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level="info", access_log=False)
     return 0
 
 
@@ -239,6 +255,8 @@ def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
 
     argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline)]
     argv += ["--url", args.url] if args.url else ["--serve"] if args.instant else ["--real"]
+    argv += ["--workers", str(args.workers)] + (["--database", args.database] if args.database else [])
+    argv += ["--varied"] if args.varied else []
     load_main(argv)
     return 0
 
@@ -359,6 +377,7 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="start the web server")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
+    sv.add_argument("--workers", type=int, help="server processes (default: server.workers, 1)")
     sv.set_defaults(func=cmd_serve)
 
     bench = sub.add_parser("bench", help="benchmarks (printed tables)").add_subparsers(dest="cmd", required=True)
@@ -373,6 +392,9 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--deadline", type=float, default=60.0)
     bl.add_argument("--url", help="a running server on 127.0.0.1 (default: start the real one)")
     bl.add_argument("--instant", action="store_true", help="an instant engine: the channel's own cost only")
+    bl.add_argument("--workers", type=int, default=1, help="server processes of the real server")
+    bl.add_argument("--varied", action="store_true", help="a different real question in each message (no cache hits)")
+    bl.add_argument("--database", help="database URL for the real server (default: a temporary SQLite file)")
     bl.set_defaults(func=cmd_bench_load)
     bk = bench.add_parser("kill", help="SIGKILL the server while people write on Telegram: lost and duplicate replies")
     bk.add_argument("--kills", type=int, default=20)

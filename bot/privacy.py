@@ -7,10 +7,12 @@ who lacks the key (an unkeyed hash of a phone-number-sized id space is trivially
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 __all__ = ["local_secret", "user_key"]
@@ -33,11 +35,17 @@ def local_secret(path: Path, env_value: str | None) -> str:
     if env_value:
         return env_value
     if not path.exists():
+        # written whole under a temporary name, then linked into place: several server workers
+        # starting at once all end up reading the one complete secret, never a half-written file
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip()

@@ -70,6 +70,10 @@ class ServerConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    #: server processes sharing the port (one per core is the sweet spot). Each loads its own copy
+    #: of the model (about 1.7 GB resident); with more than one, Telegram must use a webhook
+    #: (polling allows a single reader) and PostgreSQL is advised (SQLite serialises writers).
+    workers: int = Field(1, ge=1, le=32)
 
 
 class TelegramConfig(BaseModel):

@@ -76,6 +76,12 @@ def create_engine(
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        if database and database != ":memory:":
+            # one connection per process: transactions queue in the pool (FIFO, woken at once) instead
+            # of in SQLite's busy handler, which sleeps 25-100 ms between tries (see module doc)
+            engine_kwargs.setdefault("pool_size", 1)
+            engine_kwargs.setdefault("max_overflow", 0)
+            engine_kwargs.setdefault("pool_timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         engine = create_async_engine(parsed, **engine_kwargs)
         _configure_sqlite(engine, in_memory=not database or database == ":memory:", begin=sqlite_begin)
         return engine

@@ -154,14 +154,16 @@ class ConversationEngine:
 
     # ------------------------------------------------------------------ ConversationPort
     async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
-        # 1. a short look: who is this, and is the update a redelivery?
+        # 1. a short look, one statement: who is this, and is the update a redelivery?
         async with self._sessions() as session:
-            user = await session.get(BotUser, message.user_key)
-            if user is None:
+            row = (await session.execute(
+                select(BotUser.lang, BotUser.current_lang, BotUser.origin, BotUser.destination, BotUser.stage,
+                       self._seen_clause(message)).where(BotUser.user_key == message.user_key))).first()
+            if row is None:
                 return await self._before_consent(session, message, address)
-            if await self._seen_before(session, message):
+            if row[5]:
                 return await self._unsent_for(session, message.channel, message.message_id)
-            view = _UserView(user.lang, user.current_lang, user.origin, user.destination, user.stage)
+            view = _UserView(*row[:5])
         # 2. understanding and search run outside any transaction: on SQLite a transaction holds the
         #    database's write lock, and nobody else should wait for the model
         analysis = None
@@ -172,22 +174,22 @@ class ConversationEngine:
             user = await session.get(BotUser, message.user_key)
             if user is None:  # erased in between
                 return []
-            if await self._seen_before(session, message):
-                return await self._unsent_for(session, message.channel, message.message_id)
             now = self._clock()
-            user.last_seen_at = now
-            if address and user.address != address:
-                user.address = address
+            # the unique key on (channel, message id, direction) is the redelivery check: a message
+            # seen before, or a concurrent redelivery that won the race, fails this insert
             session.add(ConversationMessage(user_key=user.user_key, channel=message.channel,
                                             channel_message_id=message.message_id, direction="in",
                                             kind=self._in_kind(message), text=message.text, lang=user.current_lang,
                                             created_at=now))
             try:
                 await session.flush()
-            except IntegrityError:  # a concurrent redelivery won the race
+            except IntegrityError:
                 await session.rollback()
                 async with self._sessions() as again:
                     return await self._unsent_for(again, message.channel, message.message_id)
+            user.last_seen_at = now  # written with the state changes below, in one UPDATE
+            if address and user.address != address:
+                user.address = address
             replies, erased = await self._dispatch(session, user, message, analysis)
             if erased:
                 await session.commit()
@@ -294,12 +296,12 @@ class ConversationEngine:
             message.command or message.callback or message.attachment)
 
     @staticmethod
-    async def _seen_before(session: AsyncSession, message: IncomingMessage) -> bool:
-        existing = await session.scalar(select(ConversationMessage.id).where(
+    def _seen_clause(message: IncomingMessage) -> Any:
+        """True when this update was stored before (a redelivery)."""
+        return select(ConversationMessage.id).where(
             ConversationMessage.channel == message.channel,
             ConversationMessage.channel_message_id == message.message_id,
-            ConversationMessage.direction == "in"))
-        return existing is not None
+            ConversationMessage.direction == "in").exists()
 
     def _analyse(self, view: _UserView, text: str) -> _Analysis:
         u = self._nlu.understand(text, LanguageHint(chosen=view.lang, current=view.current_lang))
