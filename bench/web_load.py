@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import signal
 import socket
@@ -50,6 +51,14 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)  # seconds, answered messages only
     outcomes: Counter[str] = field(default_factory=Counter)
     wall: float = 0.0
+    #: monotonic time of the first timed send and of the last timed answer: msg/s is taken over this
+    #: span, so the visitors' opening (start, consent) does not count against the question rate
+    first_sent: float = float("inf")
+    last_answered: float = 0.0
+
+    @property
+    def span(self) -> float:
+        return max(self.last_answered - self.first_sent, 1e-9) if self.last_answered else 0.0
 
 
 def varied_questions() -> list[str]:
@@ -64,7 +73,7 @@ def varied_questions() -> list[str]:
 
 
 async def _visitor(base: str, index: int, messages: int, result: LoadResult, same_ip: bool, stop_at: float,
-                   questions: Sequence[str] = ()) -> None:
+                   questions: Sequence[str] = (), interval: float = 0.0) -> None:
     headers = {} if same_ip else {"X-Forwarded-For": f"10.77.{index // 250}.{index % 250 + 1}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10.0) as client:
         acks: list[int] = []
@@ -72,6 +81,8 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
         async def send(frame: dict[str, Any], timed: bool) -> None:
             frame = {**frame, "id": secrets.token_hex(8), "ack": acks[:]}
             started = time.perf_counter()
+            if timed:
+                result.first_sent = min(result.first_sent, time.monotonic())
             try:
                 response = await client.post("/api/chat/send", json=frame)
             except httpx.HTTPError as exc:
@@ -87,10 +98,17 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
             if timed:
                 result.outcomes["answered"] += 1
                 result.latencies.append(elapsed)
+                result.last_answered = max(result.last_answered, time.monotonic())
 
         await send({"type": "command", "command": "start", "lang": "en"}, timed=False)
         await send({"type": "button", "payload": "lang:en"}, timed=False)
+        # --rate: a person writes, reads the answer, writes again a while later; visitors start
+        # spread over one interval so the offered load is even rather than in waves
+        next_at = time.monotonic() + (random.uniform(0, interval) if interval else 0.0)
         for n in range(messages):
+            if interval:
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += interval
             if time.monotonic() > stop_at:
                 result.outcomes["not sent (deadline)"] += messages - n
                 return
@@ -102,11 +120,18 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
 
 
 async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False,
-                   questions: Sequence[str] = ()) -> LoadResult:
-    """Run the visitors concurrently; never longer than ``deadline`` seconds."""
+                   questions: Sequence[str] = (), rate: float = 0.0) -> LoadResult:
+    """Run the visitors concurrently; never longer than ``deadline`` seconds.
+
+    ``rate`` (messages/s over all visitors) paces each visitor to one question every
+    ``clients / rate`` seconds; 0 sends each next question as soon as the answer arrives, which
+    measures the most the server can take (and latency then grows with the number of visitors).
+    """
     result = LoadResult(clients)
     started = time.monotonic()
-    tasks = [asyncio.create_task(_visitor(base, i, messages, result, same_ip, started + deadline, questions))
+    interval = clients / rate if rate > 0 else 0.0
+    tasks = [asyncio.create_task(_visitor(base, i, messages, result, same_ip, started + deadline, questions,
+                                          interval))
              for i in range(clients)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline + 15)
     for task in pending:
@@ -127,7 +152,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def report(result: LoadResult) -> str:
     lat = [v * 1000 for v in result.latencies]
     answered = result.outcomes["answered"]
-    rate = answered / result.wall if result.wall else 0.0
+    rate = answered / result.span if result.span else 0.0
     lines = [
         f"{'clients':>8} {'answered':>9} {'wall s':>7} {'msg/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'mean ms':>8}",
@@ -219,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--deadline", type=float, default=60.0, help="stop sending after this many seconds")
     parser.add_argument("--same-ip", action="store_true", help="no X-Forwarded-For: all clients share one address")
     parser.add_argument("--workers", type=int, default=1, help="--real: server processes ('hamroh serve --workers')")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered messages/s over all visitors (default 0: as fast as answers come)")
     parser.add_argument("--varied", action="store_true",
                         help="each message a different real question in its own language (no query-cache hits); "
                              "default: the same 8 English questions, as a busy MRC's repeated questions")
@@ -263,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"web chat load: {args.clients} clients x {args.messages} messages -> {base}/api/chat/send")
         result = asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
                                       deadline=args.deadline, same_ip=args.same_ip,
-                                      questions=varied_questions() if args.varied else ()))
+                                      questions=varied_questions() if args.varied else (), rate=args.rate))
         print(report(result))
     finally:
         if process is not None:

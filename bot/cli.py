@@ -256,7 +256,7 @@ def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
     argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline)]
     argv += ["--url", args.url] if args.url else ["--serve"] if args.instant else ["--real"]
     argv += ["--workers", str(args.workers)] + (["--database", args.database] if args.database else [])
-    argv += ["--varied"] if args.varied else []
+    argv += (["--varied"] if args.varied else []) + ["--rate", str(args.rate)]
     load_main(argv)
     return 0
 
@@ -394,6 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--instant", action="store_true", help="an instant engine: the channel's own cost only")
     bl.add_argument("--workers", type=int, default=1, help="server processes of the real server")
     bl.add_argument("--varied", action="store_true", help="a different real question in each message (no cache hits)")
+    bl.add_argument("--rate", type=float, default=0.0, help="offered messages/s (default: as fast as answered)")
     bl.add_argument("--database", help="database URL for the real server (default: a temporary SQLite file)")
     bl.set_defaults(func=cmd_bench_load)
     bk = bench.add_parser("kill", help="SIGKILL the server while people write on Telegram: lost and duplicate replies")
