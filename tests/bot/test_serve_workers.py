@@ -58,12 +58,12 @@ def test_two_worker_processes_serve_one_conversation(tmp_path: Path) -> None:
                 assert response.status_code == 200, response.text
                 return list(response.json()["frames"])
 
-            send({"type": "command", "command": "start", "lang": "en", "id": "w-start"})
-            send({"type": "button", "payload": "lang:en", "id": "w-consent"})
+            send({"type": "command", "command": "start", "lang": "en", "id": "workers-start"})
+            send({"type": "button", "payload": "lang:en", "id": "workers-consent"})
             replies: list[dict[str, object]] = []
             for n in range(6):
                 frames = send({"type": "message", "text": "How do I apply for a work patent in Russia?",
-                               "id": f"w-q{n}"})
+                               "id": f"workers-question-{n}"})
                 replies += [f for f in frames if f["type"] == "reply"]
             assert len(replies) == 6
             assert {r["kind"] for r in replies} <= {"answer", "clarify"}, replies
