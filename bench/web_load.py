@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -72,10 +73,67 @@ def varied_questions() -> list[str]:
             for tr in e.translations.values() for q in tr.questions]
 
 
+class _Http:
+    """A minimal HTTP/1.1 keep-alive client for JSON posts, one connection per visitor.
+
+    Why not httpx: here it spent 5-7 ms of CPU per request, on the same two cores as the server
+    it measures (about half a core at 100 requests a second). This client keeps the session
+    cookie the web chat sets, as a browser would, and nothing else.
+    """
+
+    def __init__(self, base: str, headers: dict[str, str], timeout: float) -> None:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(base)
+        self._host, self._port = url.hostname or "127.0.0.1", url.port or 80
+        self._headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._timeout = timeout
+        self._cookie = ""
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return await asyncio.wait_for(self._post(path, payload), self._timeout)
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self._writer is None or self._reader is None:
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        reader, writer = self._reader, self._writer
+        body = json.dumps(payload).encode()
+        cookie = f"Cookie: {self._cookie}\r\n" if self._cookie else ""
+        writer.write((f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                      f"{self._headers}{cookie}\r\n").encode() + body)
+        await writer.drain()
+        status = int((await reader.readline()).split(b" ", 2)[1])
+        length, close = 0, False
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection":
+                close = value.lower() == "close"
+            elif name == "set-cookie":
+                self._cookie = value.split(";", 1)[0]
+        data = json.loads(await reader.readexactly(length)) if length else {}
+        if close:
+            await self.aclose()
+        return status, data
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+
 async def _visitor(base: str, index: int, messages: int, result: LoadResult, same_ip: bool, stop_at: float,
                    questions: Sequence[str] = (), interval: float = 0.0) -> None:
     headers = {} if same_ip else {"X-Forwarded-For": f"10.77.{index // 250}.{index % 250 + 1}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10.0) as client:
+    client = _Http(base, headers, timeout=10.0)
+    try:
         acks: list[int] = []
 
         async def send(frame: dict[str, Any], timed: bool) -> None:
@@ -84,16 +142,17 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
             if timed:
                 result.first_sent = min(result.first_sent, time.monotonic())
             try:
-                response = await client.post("/api/chat/send", json=frame)
-            except httpx.HTTPError as exc:
+                status, data = await client.post_json("/api/chat/send", frame)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
                 result.outcomes[f"error:{type(exc).__name__}"] += 1
+                await client.aclose()
                 return
             elapsed = time.perf_counter() - started
-            if response.status_code != 200:
-                result.outcomes[f"http {response.status_code}"] += 1
+            if status != 200:
+                result.outcomes[f"http {status}"] += 1
                 return
             acks.clear()
-            acks.extend(f["id"] for f in response.json().get("frames", [])
+            acks.extend(f["id"] for f in data.get("frames", [])
                         if f.get("type") == "reply" and isinstance(f.get("id"), int))
             if timed:
                 result.outcomes["answered"] += 1
@@ -117,6 +176,8 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
             else:
                 text = f"How do I get a work permit? ({n})"
             await send({"type": "message", "text": text}, timed=True)
+    finally:
+        await client.aclose()
 
 
 async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False,
