@@ -43,7 +43,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from typing import Any
 
 import httpx
 
+from bot.net import free_port
 from bot.settings import Settings
 
 __all__ = ["KillReport", "format_report", "kill_bench", "run"]
@@ -119,12 +119,6 @@ def _fake_bot_api_module() -> Any:
             ) from exc
     return fake_bot_api
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _question_pools(settings: Settings) -> dict[str, list[str]]:
@@ -452,7 +446,7 @@ def kill_bench(settings: Settings, *, kills: int = 20, users: int = 20, database
         with _database(database, workdir) as url:
             key_secret = secrets.token_urlsafe(32)
             webhook_secret = secrets.token_urlsafe(24)
-            port = _free_port()
+            port = free_port()
             env = {**os.environ, "HAMROH_DATABASE_URL": url, "TELEGRAM_BOT_TOKEN": fake.token,
                    "TELEGRAM_WEBHOOK_SECRET": webhook_secret, "HAMROH_USER_KEY_SECRET": key_secret,
                    "HAMROH_SESSION_SECRET": secrets.token_urlsafe(32),

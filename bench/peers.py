@@ -106,7 +106,7 @@ def bm25_app() -> Any:
 
 @contextlib.contextmanager
 def _uvicorn(factory: str, settings: Settings, env: dict[str, str], timeout: float = 300) -> Iterator[str]:
-    from bot.rasa import free_port
+    from bot.net import free_port
 
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="hamroh-peers-", suffix=".log", delete=False)  # noqa: SIM115

@@ -31,7 +31,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from bot.net import free_port
 
 __all__ = ["LoadResult", "main", "run_load", "varied_questions"]
 
@@ -273,11 +274,6 @@ def _serve(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
     """Wait until the widget's files are served (the real server first loads the model and index)."""
@@ -324,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     process = None
     base = args.url
     if args.serve:
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         process = subprocess.Popen([sys.executable, "-m", "bench.web_load", "--_server-only", str(port)],
                                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -334,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         import tempfile
 
         scratch = tempfile.mkdtemp(prefix="hamroh-load-")
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, HAMROH_DATABASE_URL=args.database or f"sqlite+aiosqlite:///{scratch}/load.db",
                    HAMROH_USER_KEY_SECRET=secrets.token_hex(16), HAMROH_SESSION_SECRET=secrets.token_hex(16))

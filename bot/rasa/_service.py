@@ -19,7 +19,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 import httpx
 
 import nlu.rasa
+from bot.net import free_port
 from nlu.rasa import RasaProject
 
 __all__ = [
@@ -188,12 +188,6 @@ def train(env: Path, project: RasaProject, *, log: Log = print, timeout: float =
             shutil.rmtree(out, ignore_errors=True)
         log(f"Rasa model trained in {time.monotonic() - start:.0f} s: {model}")
     return model
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

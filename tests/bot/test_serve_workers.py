@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.net import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_two_worker_processes_serve_one_conversation(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, HAMROH_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/hamroh.db",
                HAMROH_SESSION_SECRET=secrets.token_hex(16), HAMROH_USER_KEY_SECRET=secrets.token_hex(16))

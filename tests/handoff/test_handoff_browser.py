@@ -8,7 +8,6 @@ alert without a reload. Screenshots go to tests/artifacts/.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from bot.net import free_port
 from handoff import Author, Reason, Status, TranscriptLine, create_console_app, open_ticket
 from handoff.tables import Ticket, TicketMessage, TicketNote
 from storage import create_engine, session_factory
@@ -38,17 +38,12 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 class ServerThread:
     """uvicorn on its own thread and loop; the console mounted at /console as bot does."""
 
     def __init__(self, db_url: str, settings, outbound, answers) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         engine = create_engine(db_url)
 
         @asynccontextmanager

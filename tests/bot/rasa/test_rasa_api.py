@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from bot.app import create_app
 from bot.settings import load_settings
-from handoff.tables import Ticket, TicketMessage
-from storage import create_engine, session_factory
 from storage.testing import copy_sqlite
+from tests.bot.rasa._db import stored_tickets
 
 pytestmark = pytest.mark.integration
 
@@ -33,27 +30,13 @@ def client(repo_root: Path, kb, database: str):
         yield c
 
 
-def _tickets(url: str) -> list[tuple[Ticket, list[TicketMessage]]]:
-    async def load() -> list[tuple[Ticket, list[TicketMessage]]]:
-        engine = create_engine(url)
-        try:
-            async with session_factory(engine)() as session:
-                tickets = (await session.scalars(select(Ticket))).all()
-                return [(t, list((await session.scalars(select(TicketMessage).where(
-                    TicketMessage.ticket_id == t.id).order_by(TicketMessage.id))).all())) for t in tickets]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(load())
-
-
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
 def test_without_the_token_nothing_is_answered_or_opened(client: TestClient, headers: dict, database: str) -> None:
     for path, body in (("/api/rasa/answer", {"sender_id": "a", "text": "hi"}),
                        ("/api/rasa/handoff", {"sender_id": "a", "text": "human please"})):
         response = client.post(path, json=body, headers=headers)
         assert response.status_code == 401
-    assert _tickets(database) == []
+    assert stored_tickets(database) == []
 
 
 def test_a_question_gets_the_curated_answer_with_source_and_date(client: TestClient, kb) -> None:
@@ -98,7 +81,7 @@ def test_ask_human_opens_one_pseudonymous_ticket_with_the_transcript(client: Tes
     first = client.post("/api/rasa/handoff", headers=AUTH, json=body).json()
     again = client.post("/api/rasa/handoff", headers=AUTH, json=body).json()
     assert first["kind"] == "ticket_opened" and first["ticket_id"] == again["ticket_id"]
-    [(ticket, messages)] = _tickets(database)
+    [(ticket, messages)] = stored_tickets(database)
     assert ticket.reason == "user_asked" and ticket.lang == "en"
     assert "998901234567" not in ticket.user_key, "the sender id is pseudonymised"
     assert [m.text for m in messages][:3] == [line["text"] for line in body["transcript"]]
@@ -109,5 +92,5 @@ def test_a_crisis_gets_emergency_numbers_and_a_priority_ticket(client: TestClien
         "sender_id": "c1", "reason": "crisis", "crisis_kind": "locked_in", "text": "меня заперли и не выпускают",
         "profile": {"origin": "UZ", "destination": "RU"}}).json()
     assert body["kind"] == "crisis" and body["lang"] == "ru" and "112" in body["messages"][0]["text"]
-    [(ticket, _)] = _tickets(database)
+    [(ticket, _)] = stored_tickets(database)
     assert ticket.reason == "crisis" and ticket.crisis_kind == "locked_in"

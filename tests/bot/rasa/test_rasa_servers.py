@@ -7,7 +7,6 @@ Rasa needs Python < 3.11, so it runs from its own environment (built once per ma
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import time
@@ -18,16 +17,15 @@ import httpx
 import pytest
 import uvicorn
 import yaml
-from sqlalchemy import select
 
 from bot.app import create_app
-from bot.rasa import RasaUnderstander, ensure_env, find_python, free_port, run_servers, train
+from bot.net import free_port
+from bot.rasa import RasaUnderstander, ensure_env, find_python, run_servers, train
 from bot.settings import RasaConfig, load_settings
-from handoff.tables import Ticket, TicketMessage
 from nlu import LanguageHint, Understanding
 from nlu.rasa import build_project
-from storage import create_engine, session_factory
 from storage.testing import copy_sqlite
+from tests.bot.rasa._db import stored_tickets
 
 pytestmark = [pytest.mark.rasa, pytest.mark.integration, pytest.mark.slow]
 
@@ -87,20 +85,6 @@ def _say(stack: dict, sender: str, text: str) -> list[dict]:
     return messages
 
 
-def _tickets(url: str) -> list[tuple[Ticket, list[str]]]:
-    async def load() -> list[tuple[Ticket, list[str]]]:
-        engine = create_engine(url)
-        try:
-            async with session_factory(engine)() as session:
-                tickets = (await session.scalars(select(Ticket).order_by(Ticket.id))).all()
-                return [(t, list((await session.scalars(select(TicketMessage.text).where(
-                    TicketMessage.ticket_id == t.id).order_by(TicketMessage.id))).all())) for t in tickets]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(load())
-
-
 def _nlu_examples(intent: str) -> list[str]:
     data = yaml.safe_load((Path(__file__).resolve().parents[3] / "nlu/data/nlu.yml").read_text(encoding="utf-8"))
     block = next(b for b in data["nlu"] if b.get("intent") == intent)
@@ -120,13 +104,14 @@ def test_a_question_through_rasa_gets_hamrohs_curated_answer(stack: dict) -> Non
 
 def test_ask_human_through_rasa_opens_a_ticket_with_the_transcript(stack: dict) -> None:
     message = _nlu_examples("ask_human")[0]
-    before = len(_tickets(stack["database"]))
+    before = len(stored_tickets(stack["database"]))
     _say(stack, "rasa-user-2", "How do I get a work patent in Russia?")
     replies = _say(stack, "rasa-user-2", message)
     assert replies, "Rasa sent nothing back"
-    tickets = _tickets(stack["database"])
+    tickets = stored_tickets(stack["database"])
     assert len(tickets) == before + 1
-    ticket, lines = tickets[-1]
+    ticket, messages = tickets[-1]
+    lines = [m.text for m in messages]
     assert ticket.reason == "user_asked" and ticket.status == "open"
     assert lines[0] == "How do I get a work patent in Russia?" and message in lines
     assert any(re.search(r"counsellor", r.get("text", ""), re.I) for r in replies)

@@ -10,7 +10,6 @@ fresh server and fake engine. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from bot.channels.web import BucketSpec, WebLimits, create_web_router
+from bot.net import free_port
 
 from .conftest import SECRET
 from .fake_engine import SOURCE_URL, FakeConversation
@@ -39,17 +39,12 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 class _Server:
     """uvicorn on its own thread: the web router, plus a page standing in for an MRC website."""
 
     def __init__(self, engine: FakeConversation, limits: WebLimits | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         app = FastAPI()
         app.include_router(create_web_router(engine, key_secret=SECRET, poll_interval=0.1, limits=limits))
