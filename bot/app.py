@@ -138,6 +138,9 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         if app.state.kb is None:
             app.state.kb = await asyncio.to_thread(open_knowledge_base, settings, embedder=embedder)
         await asyncio.to_thread(understander.warm_up)
+        # the live query engine (ONNX Runtime session, tokenizer) loads on its first query: pay that
+        # second at start-up rather than in the first person's reply
+        await asyncio.to_thread(embedder.embed_queries, ["warm-up"])
         purge = asyncio.create_task(_retention_loop(settings, engine))
         async with AsyncExitStack() as stack:
             if telegram is not None:
