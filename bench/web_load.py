@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +131,7 @@ class _Http:
 
 
 async def _visitor(base: str, index: int, messages: int, result: LoadResult, same_ip: bool, stop_at: float,
-                   questions: Sequence[str] = (), interval: float = 0.0) -> None:
+                   questions: Sequence[str] = (), interval: float = 0.0, spread: bool = True) -> None:
     headers = {} if same_ip else {"X-Forwarded-For": f"10.77.{index // 250}.{index % 250 + 1}"}
     client = _Http(base, headers, timeout=10.0)
     try:
@@ -164,7 +164,7 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
         await send({"type": "button", "payload": "lang:en"}, timed=False)
         # --rate: a person writes, reads the answer, writes again a while later; visitors start
         # spread over one interval so the offered load is even rather than in waves
-        next_at = time.monotonic() + (random.uniform(0, interval) if interval else 0.0)
+        next_at = time.monotonic() + (random.uniform(0, interval) if interval and spread else 0.0)
         for n in range(messages):
             if interval:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -182,8 +182,12 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
 
 
 async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False,
-                   questions: Sequence[str] = (), rate: float = 0.0) -> LoadResult:
+                   questions: Sequence[str] = (), rate: float = 0.0, visitors: int = 1) -> LoadResult:
     """Run the visitors concurrently; never longer than ``deadline`` seconds.
+
+    Each of the ``clients`` slots is taken by ``visitors`` visitors one after the other (each a new
+    session and a new connection), so ``clients`` people are in the chat at any moment while the
+    run lasts long enough for steady figures (one visitor stays within a session's burst limit).
 
     ``rate`` (messages/s over all visitors) paces each visitor to one question every
     ``clients / rate`` seconds; 0 sends each next question as soon as the answer arrives, which
@@ -192,9 +196,13 @@ async def run_load(base: str, *, clients: int, messages: int, deadline: float, s
     result = LoadResult(clients)
     started = time.monotonic()
     interval = clients / rate if rate > 0 else 0.0
-    tasks = [asyncio.create_task(_visitor(base, i, messages, result, same_ip, started + deadline, questions,
-                                          interval))
-             for i in range(clients)]
+
+    async def slot(i: int) -> None:
+        for k in range(visitors):
+            await _visitor(base, i + k * clients, messages, result, same_ip, started + deadline, questions,
+                           interval, spread=k == 0)
+
+    tasks = [asyncio.create_task(slot(i)) for i in range(clients)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline + 15)
     for task in pending:
         task.cancel()
@@ -261,7 +269,8 @@ def _serve(port: int) -> None:
         async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
             return None
 
-        async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
+        async def pending(self, channel: str, *, limit: int = 100,
+                          user_keys: Collection[str] | None = None) -> list[Outgoing]:
             return []
 
         async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
@@ -298,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="start the real 'hamroh serve' (model, NLU, search, a temporary SQLite database)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--messages", type=int, default=8, help="questions per client (after start and consent)")
+    parser.add_argument("--visitors", type=int, default=1,
+                        help="visitors per client, one after the other (a longer, steadier run)")
     parser.add_argument("--deadline", type=float, default=60.0, help="stop sending after this many seconds")
     parser.add_argument("--same-ip", action="store_true", help="no X-Forwarded-For: all clients share one address")
     parser.add_argument("--workers", type=int, default=1, help="--real: server processes ('hamroh serve --workers')")
@@ -344,10 +355,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                                    start_new_session=True)  # workers are children: stop the group
         _wait_ready(base, process, seconds=600.0)
     try:
-        print(f"web chat load: {args.clients} clients x {args.messages} messages -> {base}/api/chat/send")
+        print(f"web chat load: {args.clients} clients x {args.visitors} visitors x {args.messages} messages"
+              f" -> {base}/api/chat/send")
         result = asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
                                       deadline=args.deadline, same_ip=args.same_ip,
-                                      questions=varied_questions() if args.varied else (), rate=args.rate))
+                                      questions=varied_questions() if args.varied else (), rate=args.rate,
+                                      visitors=args.visitors))
         print(report(result))
     finally:
         if process is not None:

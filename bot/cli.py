@@ -253,7 +253,8 @@ def cmd_bench_search(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
     from bench.web_load import main as load_main
 
-    argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline)]
+    argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline),
+            "--visitors", str(args.visitors)]
     argv += ["--url", args.url] if args.url else ["--serve"] if args.instant else ["--real"]
     argv += ["--workers", str(args.workers)] + (["--database", args.database] if args.database else [])
     argv += (["--varied"] if args.varied else []) + ["--rate", str(args.rate)]
@@ -389,6 +390,8 @@ def _parser() -> argparse.ArgumentParser:
     bl = bench.add_parser("load", help="web chat API under N concurrent visitors: messages/s, p50/p95 latency")
     bl.add_argument("--clients", type=int, default=50)
     bl.add_argument("--messages", type=int, default=8, help="questions per visitor (after start and consent)")
+    bl.add_argument("--visitors", type=int, default=1,
+                    help="visitors per client, one after the other (a longer, steadier run)")
     bl.add_argument("--deadline", type=float, default=60.0)
     bl.add_argument("--url", help="a running server on 127.0.0.1 (default: start the real one)")
     bl.add_argument("--instant", action="store_true", help="an instant engine: the channel's own cost only")

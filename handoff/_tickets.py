@@ -46,6 +46,7 @@ __all__ = [
     "TicketDetail",
     "TranscriptLine",
     "active_ticket_for_user",
+    "active_ticket_id",
     "add_note",
     "append_user_message",
     "claim",
@@ -294,11 +295,26 @@ async def _message_by_key(session: AsyncSession, ticket_id: int, client_key: str
     return found
 
 
+def _active_for(user_key: str) -> tuple[Any, ...]:
+    return (Ticket.user_key == user_key, Ticket.status.in_(Status.active()))
+
+
 async def active_ticket_for_user(*, session: AsyncSession, user_key: str) -> Ticket | None:
     """The user's open or claimed ticket: the bot stays quiet while a counsellor has it."""
-    found: Ticket | None = await session.scalar(
-        select(Ticket).where(Ticket.user_key == user_key, Ticket.status.in_(Status.active()))
-    )
+    found: Ticket | None = await session.scalar(select(Ticket).where(*_active_for(user_key)))
+    return found
+
+
+async def active_ticket_id(*, session: AsyncSession, user_key: str) -> int | None:
+    """The id of the user's open or claimed ticket, if any.
+
+    Why apart from :func:`active_ticket_for_user`: the conversation engine asks this for every
+    message, inside a transaction holding the message it has not flushed yet. One column and no
+    autoflush keep it to a single cheap statement (the whole ticket, loaded through the ORM with
+    a flush first, cost about as much as the rest of the message's database work).
+    """
+    with session.no_autoflush:
+        found: int | None = await session.scalar(select(Ticket.id).where(*_active_for(user_key)))
     return found
 
 

@@ -9,6 +9,7 @@ from storage._base import Base
 from storage._engine import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
+    autocommit,
     create_engine,
     database_url,
     session_factory,
@@ -24,6 +25,7 @@ __all__ = [
     "MigrationError",
     "StorageError",
     "UTCDateTime",
+    "autocommit",
     "create_engine",
     "current_revision",
     "database_url",

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "autocommit",
     "create_engine",
     "database_url",
     "session_factory",
@@ -35,6 +36,7 @@ __all__ = [
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/hamroh.db"
 DATABASE_URL_ENV = "HAMROH_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+AUTOCOMMIT = "AUTOCOMMIT"
 
 
 def database_url(environ: dict[str, str] | None = None) -> str:
@@ -86,7 +88,12 @@ def create_engine(
         _configure_sqlite(engine, in_memory=not database or database == ":memory:", begin=sqlite_begin)
         return engine
     if backend == "postgresql":
-        engine_kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it is one more round trip on every checkout, three per chat message. A
+        # connection the server dropped fails its statement instead; SQLAlchemy then recognises the
+        # disconnect and discards the whole pool, so only that one request fails (the web chat
+        # resends it under the same id, Telegram redelivers the update). Recycling connections
+        # after an hour keeps firewalls and proxies from dropping idle ones silently.
+        engine_kwargs.setdefault("pool_recycle", 3600)
         return create_async_engine(parsed, **engine_kwargs)
     raise ValueError(
         f"unsupported database {backend!r} in {DATABASE_URL_ENV}: use sqlite+aiosqlite:///path/to.db "
@@ -110,11 +117,33 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, begin: str) -> No
         finally:
             cursor.close()
 
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # after an autocommit session SQLAlchemy hands the driver back its own default (implicit
+        # BEGIN before writes); transactions here are begun by ``_on_begin`` alone
+        dbapi_connection.isolation_level = None
+
     statement = "BEGIN IMMEDIATE" if begin == "immediate" else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(statement)
+        # an autocommit connection (see :func:`autocommit`) runs each statement on its own: a read
+        # then takes no write lock at all
+        if connection.get_execution_options().get("isolation_level") != AUTOCOMMIT:
+            connection.exec_driver_sql(statement)
+
+
+async def autocommit(session: AsyncSession) -> AsyncSession:
+    """Put a fresh ``session`` in autocommit mode: each statement is its own transaction.
+
+    Why: a single read, or a single self-contained write, needs no ``BEGIN`` and ``COMMIT``
+    round trips around it (on PostgreSQL that is two of three round trips), and on SQLite a read
+    then takes no write lock (every other transaction here begins ``IMMEDIATE``). Use it only
+    where one statement is the whole unit of work; a change spanning statements needs a normal
+    transaction. Call it before the session's first statement.
+    """
+    await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
+    return session
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -82,7 +82,7 @@ class PendingHub:
     async def _run(self) -> None:
         while self._subs:
             try:
-                items = await self._engine.pending(self._channel, limit=self._limit)
+                items = await self._engine.pending(self._channel, limit=self._limit, user_keys=tuple(self._subs))
             except Exception as exc:  # the database may be restarting; try again next tick
                 log.warning("web: pending() failed (%s)", type(exc).__name__)
                 items = []

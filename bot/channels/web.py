@@ -137,7 +137,7 @@ class _WebChat:
                 log.warning("web: mark_sent failed (%s)", type(exc).__name__)
 
     async def pending_for(self, user_key: str) -> list[dict[str, Any]]:
-        items = [o for o in await self.engine.pending(_CHANNEL, limit=self.pending_limit) if o.user_key == user_key]
+        items = await self.engine.pending(_CHANNEL, limit=self.pending_limit, user_keys=(user_key,))
         self.ledger.note(items)
         return [reply_frame(o) for o in items]
 

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -26,13 +26,14 @@ from handoff import (
     OutboundMessage,
     Reason,
     TranscriptLine,
-    active_ticket_for_user,
+    active_ticket_id,
     append_user_message,
     delete_user_data,
     open_ticket,
 )
 from knowledge_base import KnowledgeBase, Profile, QueryError, SearchResult
 from nlu import LanguageHint, Understanding
+from storage import autocommit
 
 from ..i18n import Translator
 from ..tables import BotUser, ConversationMessage, OutboxItem
@@ -154,67 +155,84 @@ class ConversationEngine:
 
     # ------------------------------------------------------------------ ConversationPort
     async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
-        # 1. a short look, one statement: who is this, and is the update a redelivery?
+        # 1. a short look, one statement outside any transaction: who is this, and is the update a
+        #    redelivery?
         async with self._sessions() as session:
+            await autocommit(session)
             row = (await session.execute(
                 select(BotUser.lang, BotUser.current_lang, BotUser.origin, BotUser.destination, BotUser.stage,
                        self._seen_clause(message).label("seen")).where(BotUser.user_key == message.user_key))).first()
-            if row is None:
-                return await self._before_consent(session, message, address)
-            if row.seen:
+            if row is not None and row.seen:
                 return await self._unsent_for(session, message.channel, message.message_id)
-            view = _UserView(row.lang, row.current_lang, row.origin, row.destination, row.stage)
+        if row is None:
+            async with self._sessions() as session:
+                return await self._before_consent(session, message, address)
+        view = _UserView(row.lang, row.current_lang, row.origin, row.destination, row.stage)
         # 2. understanding and search run outside any transaction: on SQLite a transaction holds the
         #    database's write lock, and nobody else should wait for the model
         analysis = None
         if self._is_text(message):
             analysis = await asyncio.to_thread(self._analyse, view, (message.text or "").strip())
-        # 3. one short write transaction: the message, the state change and the replies
+        # 3. one short write transaction: the message, the state change and the replies, flushed
+        #    together at the end (one round trip per table, not per object)
         async with self._sessions() as session:
-            user = await session.get(BotUser, message.user_key)
-            if user is None:  # erased in between
-                return []
-            now = self._clock()
-            # the unique key on (channel, message id, direction) is the redelivery check: a message
-            # seen before, or a concurrent redelivery that won the race, fails this insert
-            session.add(ConversationMessage(user_key=user.user_key, channel=message.channel,
-                                            channel_message_id=message.message_id, direction="in",
-                                            kind=self._in_kind(message), text=message.text, lang=user.current_lang,
-                                            created_at=now))
             try:
-                await session.flush()
+                return await self._record(session, message, address, analysis)
             except IntegrityError:
+                # the unique key on (channel, message id, direction) is the redelivery check: a
+                # concurrent copy of this update committed first. Anything else is a real error.
                 await session.rollback()
-                async with self._sessions() as again:
-                    return await self._unsent_for(again, message.channel, message.message_id)
-            user.last_seen_at = now  # written with the state changes below, in one UPDATE
-            if address and user.address != address:
-                user.address = address
-            replies, erased = await self._dispatch(session, user, message, analysis)
-            if erased:
-                await session.commit()
-                return [Outgoing(None, message.user_key, message.channel, address, r) for r in replies]
-            items = self._store_replies(session, user, message.channel, message.message_id, replies, now)
-            await session.flush()
+        async with self._sessions() as session:
+            await autocommit(session)
+            if not (await session.execute(select(self._seen_clause(message)))).scalar():
+                raise RuntimeError("the update could not be stored (integrity error)")
+            return await self._unsent_for(session, message.channel, message.message_id)
+
+    async def _record(self, session: AsyncSession, message: IncomingMessage, address: str | None,
+                      analysis: _Analysis | None) -> list[Outgoing]:
+        user = await session.get(BotUser, message.user_key)
+        if user is None:  # erased in between
+            return []
+        now = self._clock()
+        session.add(ConversationMessage(user_key=user.user_key, channel=message.channel,
+                                        channel_message_id=message.message_id, direction="in",
+                                        kind=self._in_kind(message), text=message.text, lang=user.current_lang,
+                                        created_at=now))
+        user.last_seen_at = now
+        if address and user.address != address:
+            user.address = address
+        replies, erased = await self._dispatch(session, user, message, analysis)
+        if erased:
             await session.commit()
-            return [Outgoing(item.id, user.user_key, message.channel, user.address, reply)
-                    for item, reply in zip(items, replies, strict=True)]
+            return [Outgoing(None, message.user_key, message.channel, address, r) for r in replies]
+        items = self._store_replies(session, user, message.channel, message.message_id, replies, now)
+        await session.commit()
+        return [Outgoing(item.id, user.user_key, message.channel, user.address, reply)
+                for item, reply in zip(items, replies, strict=True)]
 
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         ids = [i for i in outbox_ids if i is not None]
         if not ids:
             return
-        async with self._sessions() as session:
+        async with self._sessions() as session:  # one UPDATE is the whole unit of work
+            await autocommit(session)
             await session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.sent_at.is_(None))
-                                  .values(sent_at=self._clock()))
-            await session.commit()
+                                  .values(sent_at=self._clock()).execution_options(synchronize_session=False))
 
-    async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
+    async def pending(self, channel: str, *, limit: int = 100,
+                      user_keys: Collection[str] | None = None) -> list[Outgoing]:
+        query = (select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
+                 .where(OutboxItem.channel == channel, OutboxItem.sent_at.is_(None)))
+        if user_keys is not None:
+            # replies that web visitors never acknowledged (they closed the tab) pile up until the
+            # retention purge; without this filter they would fill ``limit`` and hide the reply a
+            # connected person is waiting for
+            if not user_keys:
+                return []
+            query = query.where(OutboxItem.user_key.in_(list(user_keys)))
         async with self._sessions() as session:
-            rows = (await session.execute(
-                select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
-                .where(OutboxItem.channel == channel, OutboxItem.sent_at.is_(None))
-                .order_by(OutboxItem.id).limit(limit))).all()
+            await autocommit(session)
+            rows = (await session.execute(query.order_by(OutboxItem.id).limit(limit))).all()
             return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
                     for item, address in rows]
 
@@ -467,13 +485,13 @@ class ConversationEngine:
         u, lang = analysis.understanding, analysis.lang
         user.current_lang = lang
         user.origin, user.destination, user.stage = analysis.origin, analysis.destination, analysis.stage
-        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        ticket_id = await active_ticket_id(session=session, user_key=user.user_key)
         if u.act == "crisis":
             return [await self._open(session, user, Reason.CRISIS, lang, u.crisis_kind, question=text)]
-        if ticket is not None:
-            await append_user_message(session=session, ticket_id=ticket.id, text=text, client_key=message_id)
-            if user.notified_ticket_id != ticket.id:
-                user.notified_ticket_id = ticket.id
+        if ticket_id is not None:
+            await append_user_message(session=session, ticket_id=ticket_id, text=text, client_key=message_id)
+            if user.notified_ticket_id != ticket_id:
+                user.notified_ticket_id = ticket_id
                 return [Reply("counsellor_has_it", self._t(lang, "counsellor_has_it"), lang)]
             return []
         if u.act == "ask_human":

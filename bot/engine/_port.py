@@ -9,7 +9,7 @@ producing new ones; a redelivery of a fully handled update returns nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,8 +38,10 @@ class ConversationPort(Protocol):
         """The channel delivered these; they will not be returned again."""
         ...
 
-    async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
-        """Unsent replies for ``channel``: counsellor replies from the console, and leftovers of a crash."""
+    async def pending(self, channel: str, *, limit: int = 100,
+                      user_keys: Collection[str] | None = None) -> list[Outgoing]:
+        """Unsent replies for ``channel``: counsellor replies from the console, and leftovers of a crash.
+        ``user_keys``: only these users' (the web chat asks for the people connected to it)."""
         ...
 
     async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,

@@ -192,3 +192,22 @@ async def test_two_replicas_never_claim_the_same_pending_reply(env, db_url, sett
         assert {o.id for o in await engine.claim_pending("telegram")} == set(some)
     finally:
         await other_db.dispose()
+
+
+async def test_a_connected_visitors_reply_is_not_hidden_by_replies_nobody_acknowledged(env) -> None:
+    """Web visitors who close the tab never acknowledge their last replies; those pile up until the
+    retention purge. The web chat asks only for the people connected to it, so a counsellor's
+    reply still reaches the person waiting for it."""
+    engine, _sessions = env
+    for n in range(5):
+        await consent(engine, f"gone{n}")
+        await engine.handle(msg(f"g{n}", user=f"gone{n}", text="hello"))
+    await consent(engine, "waiting")
+    from handoff import OutboundMessage
+
+    await engine.send("waiting", OutboundMessage(text="I can help with that.", ticket_id=1, counsellor_name="Aziz"))
+    everyone = await engine.pending("telegram", limit=3)
+    assert all(o.user_key.startswith("gone") for o in everyone)  # the oldest, unacknowledged
+    mine = await engine.pending("telegram", limit=3, user_keys=("waiting",))
+    assert [o.reply.kind for o in mine] == ["welcome", "counsellor"]
+    assert await engine.pending("telegram", user_keys=()) == []

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from storage import DEFAULT_DATABASE_URL, create_engine, database_url
+from storage import DEFAULT_DATABASE_URL, autocommit, create_engine, database_url, session_factory
 
 pytestmark = pytest.mark.unit
 
@@ -85,3 +85,30 @@ async def test_deferred_transactions_would_fail_the_same_load(tmp_path: Path):
     """Why ``BEGIN IMMEDIATE`` is the default: the same load with deferred transactions fails."""
     errors = await _read_then_write(f"sqlite+aiosqlite:///{tmp_path}/d.db", workers=20, rounds=10, begin="deferred")
     assert errors and "database is locked" in str(errors[0])
+
+
+async def test_an_autocommit_read_does_not_wait_for_a_writer_and_transactions_stay_whole(tmp_path: Path):
+    """The chat's first look at a message reads in autocommit: it must not queue behind a writer
+    holding SQLite's write lock, and the pooled connection must come back with real transactions."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/h.db", pool_size=2, max_overflow=0,
+                           connect_args={"timeout": 1.0})
+    sessions = session_factory(engine)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+            await connection.execute(text("INSERT INTO t VALUES (1)"))
+        async with sessions() as writer:
+            await writer.execute(text("INSERT INTO t VALUES (2)"))  # holds the write lock
+            async with sessions() as reader:
+                await autocommit(reader)
+                seen = (await asyncio.wait_for(reader.execute(text("SELECT count(*) FROM t")), 0.5)).scalar()
+            assert seen == 1  # the writer's row is not committed yet
+            await writer.commit()
+        for _ in range(2):  # both pooled connections, one of them used in autocommit above
+            async with sessions() as session:
+                await session.execute(text("INSERT INTO t VALUES (3)"))
+                await session.rollback()
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    finally:
+        await engine.dispose()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from bot.engine import Button, IncomingMessage, Outgoing, Reply
 
@@ -63,8 +63,10 @@ class FakeEngine:
         self.mark_sent_calls.append(list(outbox_ids))
         self.sent.update(outbox_ids)
 
-    async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
-        return [o for i, o in sorted(self.outbox.items()) if i not in self.sent and o.channel == channel][:limit]
+    async def pending(self, channel: str, *, limit: int = 100,
+                      user_keys: Collection[str] | None = None) -> list[Outgoing]:
+        return [o for i, o in sorted(self.outbox.items()) if i not in self.sent and o.channel == channel
+                and (user_keys is None or o.user_key in user_keys)][:limit]
 
     async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
                             exclude: Sequence[int] = ()) -> list[Outgoing]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from bot.engine import Button, IncomingMessage, Outgoing, Reply
@@ -100,9 +100,11 @@ class FakeConversation:
                             exclude: Sequence[int] = ()) -> list[Outgoing]:
         return [o for o in await self.pending(channel, limit=limit) if o.id not in set(exclude)]
 
-    async def pending(self, channel: str, *, limit: int = 100) -> list[Outgoing]:
+    async def pending(self, channel: str, *, limit: int = 100,
+                      user_keys: Collection[str] | None = None) -> list[Outgoing]:
         with self._lock:
-            return [i.out for i in self._items if i.out.channel == channel and not i.sent][:limit]
+            return [i.out for i in self._items if i.out.channel == channel and not i.sent
+                    and (user_keys is None or i.out.user_key in user_keys)][:limit]
 
     # ------------------------------------------------------------------ test helpers
     def inject_counsellor(self, user_key: str, text: str) -> int:
