@@ -5,7 +5,7 @@
 * implements :class:`OutboundPort` (replies reach the user's channel), :class:`AnswerSearch`
   (the knowledge base), optionally :class:`QueryEmbedder` and :class:`Notifier`;
 * opens tickets with :func:`open_ticket`, appends what users write with
-  :func:`append_user_message`, asks :func:`active_ticket_for_user` whether a counsellor has the
+  :func:`append_user_message`, asks :func:`active_ticket_id` whether a counsellor has the
   conversation, erases with :func:`delete_user_data`;
 * mounts :func:`create_console_app` at ``/console``.
 

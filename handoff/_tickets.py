@@ -300,21 +300,22 @@ def _active_for(user_key: str) -> tuple[Any, ...]:
 
 
 async def active_ticket_for_user(*, session: AsyncSession, user_key: str) -> Ticket | None:
-    """The user's open or claimed ticket: the bot stays quiet while a counsellor has it."""
+    """The user's open or claimed ticket, loaded whole (opening a ticket joins it)."""
     found: Ticket | None = await session.scalar(select(Ticket).where(*_active_for(user_key)))
     return found
 
 
 async def active_ticket_id(*, session: AsyncSession, user_key: str) -> int | None:
-    """The id of the user's open or claimed ticket, if any.
+    """The id of the user's open or claimed ticket: the bot stays quiet while a counsellor has it.
 
-    Why apart from :func:`active_ticket_for_user`: the conversation engine asks this for every
-    message, inside a transaction holding the message it has not flushed yet. One column and no
-    autoflush keep it to a single cheap statement (the whole ticket, loaded through the ORM with
-    a flush first, cost about as much as the rest of the message's database work).
+    Why an id and no autoflush: the conversation engine asks this for every message, inside a
+    transaction holding the message it has not flushed yet. One column and no flush keep it to one
+    cheap statement (loading the whole ticket, with a flush first, cost about as much as the rest
+    of the message's database work).
     """
     with session.no_autoflush:
-        found: int | None = await session.scalar(select(Ticket.id).where(*_active_for(user_key)))
+        found: int | None = await session.scalar(
+            select(Ticket.id).where(*_active_for(user_key)))
     return found
 
 

@@ -221,20 +221,17 @@ class ConversationEngine:
 
     async def pending(self, channel: str, *, limit: int = 100,
                       user_keys: Collection[str] | None = None) -> list[Outgoing]:
-        query = (select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
-                 .where(OutboxItem.channel == channel, OutboxItem.sent_at.is_(None)))
+        where = [OutboxItem.channel == channel]
         if user_keys is not None:
             # replies that web visitors never acknowledged (they closed the tab) pile up until the
             # retention purge; without this filter they would fill ``limit`` and hide the reply a
             # connected person is waiting for
             if not user_keys:
                 return []
-            query = query.where(OutboxItem.user_key.in_(list(user_keys)))
+            where.append(OutboxItem.user_key.in_(list(user_keys)))
         async with self._sessions() as session:
             await autocommit(session)
-            rows = (await session.execute(query.order_by(OutboxItem.id).limit(limit))).all()
-            return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
-                    for item, address in rows]
+            return await _unsent(session, *where, order_by=OutboxItem.id, limit=limit)
 
     async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
                             exclude: Sequence[int] = ()) -> list[Outgoing]:
@@ -268,12 +265,9 @@ class ConversationEngine:
         if not ids:
             return []
         async with self._sessions() as session:
-            rows = (await session.execute(
-                select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
-                .where(OutboxItem.channel == channel, OutboxItem.id.in_(list(ids)), OutboxItem.sent_at.is_(None))
-                .order_by(OutboxItem.id))).all()
-            return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
-                    for item, address in rows]
+            await autocommit(session)
+            return await _unsent(session, OutboxItem.channel == channel, OutboxItem.id.in_(list(ids)),
+                                 order_by=OutboxItem.id)
 
     # ------------------------------------------------------------------ OutboundPort (console replies)
     async def send(self, user_key: str, message: OutboundMessage) -> None:
@@ -398,12 +392,8 @@ class ConversationEngine:
         return items
 
     async def _unsent_for(self, session: AsyncSession, channel: str, ref: str) -> list[Outgoing]:
-        rows = (await session.execute(
-            select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
-            .where(OutboxItem.channel == channel, OutboxItem.in_reply_to == ref, OutboxItem.sent_at.is_(None))
-            .order_by(OutboxItem.seq))).all()
-        return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
-                for item, address in rows]
+        return await _unsent(session, OutboxItem.channel == channel, OutboxItem.in_reply_to == ref,
+                             order_by=OutboxItem.seq)
 
     async def _erase(self, session: AsyncSession, user_key: str) -> None:
         await delete_user_data(session=session, user_key=user_key)
@@ -584,6 +574,14 @@ def crisis_text(t: Translator, emergency: Mapping[str, Sequence[EmergencyContact
             break
     parts.append(t(lang, "crisis_embassy"))
     return "\n\n".join(parts)
+
+
+async def _unsent(session: AsyncSession, *where: Any, order_by: Any, limit: int | None = None) -> list[Outgoing]:
+    """Unsent outbox rows matching ``where``, with their user's delivery address."""
+    query = (select(OutboxItem, BotUser.address).join(BotUser, BotUser.user_key == OutboxItem.user_key)
+             .where(*where, OutboxItem.sent_at.is_(None)).order_by(order_by).limit(limit))
+    return [Outgoing(item.id, item.user_key, item.channel, address, _reply_from(item.payload))
+            for item, address in (await session.execute(query)).all()]
 
 
 def _payload(reply: Reply) -> dict[str, Any]:

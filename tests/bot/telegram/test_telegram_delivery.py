@@ -71,11 +71,11 @@ async def test_the_loop_survives_an_engine_outage(bot_api: FakeBotApi, engine: F
     calls = {"n": 0}
     real_pending = engine.pending
 
-    async def flaky_pending(channel: str, *, limit: int = 100) -> Any:
+    async def flaky_pending(channel: str, *, limit: int = 100, user_keys: Any = None) -> Any:
         calls["n"] += 1
         if calls["n"] <= 3:
             raise ConnectionError("database restarting")
-        return await real_pending(channel, limit=limit)
+        return await real_pending(channel, limit=limit, user_keys=user_keys)
 
     engine.pending = flaky_pending  # type: ignore[method-assign]
     app = make_app(engine)
