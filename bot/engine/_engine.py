@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -194,10 +194,11 @@ class ConversationEngine:
         if user is None:  # erased in between
             return []
         now = self._clock()
-        session.add(ConversationMessage(user_key=user.user_key, channel=message.channel,
-                                        channel_message_id=message.message_id, direction="in",
-                                        kind=self._in_kind(message), text=message.text, lang=user.current_lang,
-                                        created_at=now))
+        # stored at once, before any decision: the redelivery check (its unique key) and the
+        # transcript a ticket opened below starts from
+        await _insert_messages(session, [dict(
+            user_key=user.user_key, channel=message.channel, channel_message_id=message.message_id, direction="in",
+            kind=self._in_kind(message), text=message.text, lang=user.current_lang, created_at=now)])
         user.last_seen_at = now
         if address and user.address != address:
             user.address = address
@@ -205,10 +206,10 @@ class ConversationEngine:
         if erased:
             await session.commit()
             return [Outgoing(None, message.user_key, message.channel, address, r) for r in replies]
-        items = self._store_replies(session, user, message.channel, message.message_id, replies, now)
+        ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
         await session.commit()
-        return [Outgoing(item.id, user.user_key, message.channel, user.address, reply)
-                for item, reply in zip(items, replies, strict=True)]
+        return [Outgoing(i, user.user_key, message.channel, user.address, reply)
+                for i, reply in zip(ids, replies, strict=True)]
 
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         ids = [i for i in outbox_ids if i is not None]
@@ -281,7 +282,7 @@ class ConversationEngine:
             reply = Reply("counsellor", text, lang)
             now = self._clock()
             ref = f"counsellor:{message.ticket_id}:{now.timestamp():.6f}"
-            self._store_replies(session, user, user.channel, ref, [reply], now)
+            await self._store_replies(session, user, user.channel, ref, [reply], now)
             await session.commit()
 
     async def erase(self, user_key: str) -> None:
@@ -364,32 +365,40 @@ class ConversationEngine:
                                                 channel_message_id=message.message_id, direction="in",
                                                 kind="consent", text=None, lang=lang, created_at=now))
                 replies = [Reply("welcome", f"{self._t(lang, 'language_set')}\n\n{self._t(lang, 'welcome')}", lang)]
-                items = self._store_replies(session, user, message.channel, message.message_id, replies, now)
                 try:
-                    await session.flush()
+                    ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
                     await session.commit()
                 except IntegrityError:
                     await session.rollback()
                     return []
-                return [Outgoing(items[0].id, message.user_key, message.channel, address, replies[0])]
+                return [Outgoing(ids[0], message.user_key, message.channel, address, replies[0])]
         lang = self._client_lang(message)
         key = "consent" if not message.callback else "consent_first"
         text = self._t(lang, key) if key == "consent" else f"{self._t(lang, key)}\n\n{self._t(lang, 'consent')}"
         reply = Reply("consent", text, lang, buttons=language_buttons(self._opt.languages))
         return [Outgoing(None, message.user_key, message.channel, address, reply)]
 
-    def _store_replies(self, session: AsyncSession, user: BotUser, channel: str, ref: str,
-                       replies: Sequence[Reply], now: dt.datetime) -> list[OutboxItem]:
-        items = []
-        for seq, reply in enumerate(replies):
-            item = OutboxItem(user_key=user.user_key, channel=channel, in_reply_to=ref, seq=seq,
-                              payload=_payload(reply), created_at=now)
-            session.add(item)
-            session.add(ConversationMessage(user_key=user.user_key, channel=channel,
-                                            channel_message_id=f"{ref}#{seq}", direction="out", kind=reply.kind,
-                                            text=reply.text, lang=reply.lang, created_at=now))
-            items.append(item)
-        return items
+    async def _store_replies(self, session: AsyncSession, user: BotUser, channel: str, ref: str,
+                             replies: Sequence[Reply], now: dt.datetime) -> list[int]:
+        """Queue ``replies`` in the outbox and the conversation; the outbox ids, in order.
+
+        Plain inserts, not ORM objects: this runs for every message, and two multi-row statements
+        cost a fraction of the unit of work's flush. The user's pending changes are flushed first,
+        so a new user's row exists before rows that refer to it.
+        """
+        if not replies:
+            return []
+        await session.flush()
+        outbox = _table(OutboxItem)
+        result = await session.execute(
+            insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True),
+            [dict(user_key=user.user_key, channel=channel, in_reply_to=ref, seq=seq, payload=_payload(reply),
+                  created_at=now) for seq, reply in enumerate(replies)])
+        ids = list(result.scalars())
+        await _insert_messages(session, [dict(
+            user_key=user.user_key, channel=channel, channel_message_id=f"{ref}#{seq}", direction="out",
+            kind=reply.kind, text=reply.text, lang=reply.lang, created_at=now) for seq, reply in enumerate(replies)])
+        return ids
 
     async def _unsent_for(self, session: AsyncSession, channel: str, ref: str) -> list[Outgoing]:
         return await _unsent(session, OutboxItem.channel == channel, OutboxItem.in_reply_to == ref,
@@ -574,6 +583,15 @@ def crisis_text(t: Translator, emergency: Mapping[str, Sequence[EmergencyContact
             break
     parts.append(t(lang, "crisis_embassy"))
     return "\n\n".join(parts)
+
+
+async def _insert_messages(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    await session.execute(insert(_table(ConversationMessage)), list(rows))
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 async def _unsent(session: AsyncSession, *where: Any, order_by: Any, limit: int | None = None) -> list[Outgoing]:
