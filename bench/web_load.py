@@ -160,11 +160,15 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
                 result.latencies.append(elapsed)
                 result.last_answered = max(result.last_answered, time.monotonic())
 
+        # --rate: a person writes, reads the answer, writes again a while later. The first visitors
+        # open the chat spread over one interval, so the offered load is even rather than in waves
+        # (50 openings in the same instant are a burst no real MRC sees, and near capacity its
+        # backlog took seconds to drain); a later visitor takes over its slot's place in that spread
+        if interval and spread:
+            await asyncio.sleep(random.uniform(0, interval))
         await send({"type": "command", "command": "start", "lang": "en"}, timed=False)
         await send({"type": "button", "payload": "lang:en"}, timed=False)
-        # --rate: a person writes, reads the answer, writes again a while later; visitors start
-        # spread over one interval so the offered load is even rather than in waves
-        next_at = time.monotonic() + (random.uniform(0, interval) if interval and spread else 0.0)
+        next_at = time.monotonic()
         for n in range(messages):
             if interval:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))

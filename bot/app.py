@@ -127,7 +127,7 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     its token is set (``hamroh serve``).
     """
     embedder = kb.embedder if kb is not None else open_embedder(settings)
-    db = create_engine(settings.database_url_resolved)
+    db = create_engine(settings.database_url_resolved, postgres_pool_size=settings.database_pool_size)
     sessions = session_factory(db)
     understander = open_understander(settings, embedder)
     engine = build_engine(settings, sessions, lambda: app.state.kb, understander)

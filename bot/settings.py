@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     fallback_chains: dict[str, list[str]] = Field(default_factory=dict)
     content_dir: Path = Path("knowledge_base/content")
     database_url: str = "sqlite+aiosqlite:///data/hamroh.db"
+    #: PostgreSQL connections kept open per server process (storage.create_engine says why 15)
+    database_pool_size: int = Field(15, ge=1, le=200)
     model: ModelConfig = ModelConfig()
     index: IndexConfig = IndexConfig()
     search: SearchConfig = SearchConfig()

@@ -112,3 +112,10 @@ async def test_an_autocommit_read_does_not_wait_for_a_writer_and_transactions_st
             assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
     finally:
         await engine.dispose()
+
+
+def test_postgres_keeps_enough_connections_open_and_sqlite_one(tmp_path: Path):
+    """Under bursts a small pool opened and closed a PostgreSQL connection per message."""
+    assert create_engine("postgresql+asyncpg://u@db/h").sync_engine.pool.size() == 15  # type: ignore[attr-defined]
+    assert create_engine("postgresql+asyncpg://u@db/h", postgres_pool_size=4).sync_engine.pool.size() == 4  # type: ignore[attr-defined]
+    assert create_engine(f"sqlite+aiosqlite:///{tmp_path}/h.db", postgres_pool_size=4).sync_engine.pool.size() == 1  # type: ignore[attr-defined]
