@@ -186,7 +186,8 @@ async def _visitor(base: str, index: int, messages: int, result: LoadResult, sam
 
 
 async def run_load(base: str, *, clients: int, messages: int, deadline: float, same_ip: bool = False,
-                   questions: Sequence[str] = (), rate: float = 0.0, visitors: int = 1) -> LoadResult:
+                   questions: Sequence[str] = (), rate: float = 0.0, visitors: int = 1,
+                   first_visitor: int = 0) -> LoadResult:
     """Run the visitors concurrently; never longer than ``deadline`` seconds.
 
     Each of the ``clients`` slots is taken by ``visitors`` visitors one after the other (each a new
@@ -203,8 +204,8 @@ async def run_load(base: str, *, clients: int, messages: int, deadline: float, s
 
     async def slot(i: int) -> None:
         for k in range(visitors):
-            await _visitor(base, i + k * clients, messages, result, same_ip, started + deadline, questions,
-                           interval, spread=k == 0)
+            await _visitor(base, first_visitor + i + k * clients, messages, result, same_ip, started + deadline,
+                           questions, interval, spread=k == 0)
 
     tasks = [asyncio.create_task(slot(i)) for i in range(clients)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline + 15)
@@ -314,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--visitors", type=int, default=1,
                         help="visitors per client, one after the other (a longer, steadier run)")
     parser.add_argument("--deadline", type=float, default=60.0, help="stop sending after this many seconds")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="seconds of the same load before the measured run, not counted (a server just "
+                             "started compiles statements and fills caches on its first requests)")
     parser.add_argument("--same-ip", action="store_true", help="no X-Forwarded-For: all clients share one address")
     parser.add_argument("--workers", type=int, default=1, help="--real: server processes ('hamroh serve --workers')")
     parser.add_argument("--rate", type=float, default=0.0,
@@ -361,10 +365,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         print(f"web chat load: {args.clients} clients x {args.visitors} visitors x {args.messages} messages"
               f" -> {base}/api/chat/send")
+        questions = varied_questions() if args.varied else ()
+        if args.warmup > 0:
+            asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
+                                 deadline=args.warmup, same_ip=args.same_ip, questions=questions[::-1],
+                                 rate=args.rate, first_visitor=args.clients * (args.visitors + 1)))
         result = asyncio.run(run_load(base.rstrip("/"), clients=args.clients, messages=args.messages,
-                                      deadline=args.deadline, same_ip=args.same_ip,
-                                      questions=varied_questions() if args.varied else (), rate=args.rate,
-                                      visitors=args.visitors))
+                                      deadline=args.deadline, same_ip=args.same_ip, questions=questions,
+                                      rate=args.rate, visitors=args.visitors))
         print(report(result))
     finally:
         if process is not None:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_base import KnowledgeBase, Profile, QueryError
-from storage import create_engine, session_factory
+from storage import create_engine, open_pool, session_factory
 
 from .channels.telegram import build_telegram_application, run_telegram, telegram_webhook_route
 from .channels.web import create_web_router
@@ -139,6 +139,10 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         if app.state.kb is None:
             app.state.kb = await asyncio.to_thread(open_knowledge_base, settings, embedder=embedder)
         await asyncio.to_thread(understander.warm_up)
+        try:
+            await open_pool(db)
+        except Exception as exc:  # the database may come up later; connections then open on demand
+            log.warning("database: could not open the connection pool at start-up (%s)", type(exc).__name__)
         # the live query engine (ONNX Runtime session, tokenizer) loads on its first query: pay that
         # second at start-up rather than in the first person's reply
         await asyncio.to_thread(embedder.embed_queries, ["warm-up"])

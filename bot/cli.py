@@ -254,7 +254,7 @@ def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
     from bench.web_load import main as load_main
 
     argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline),
-            "--visitors", str(args.visitors)]
+            "--visitors", str(args.visitors), "--warmup", str(args.warmup)]
     argv += ["--url", args.url] if args.url else ["--serve"] if args.instant else ["--real"]
     argv += ["--workers", str(args.workers)] + (["--database", args.database] if args.database else [])
     argv += (["--varied"] if args.varied else []) + ["--rate", str(args.rate)]
@@ -393,6 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--visitors", type=int, default=1,
                     help="visitors per client, one after the other (a longer, steadier run)")
     bl.add_argument("--deadline", type=float, default=60.0)
+    bl.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the measured run (not counted)")
     bl.add_argument("--url", help="a running server on 127.0.0.1 (default: start the real one)")
     bl.add_argument("--instant", action="store_true", help="an instant engine: the channel's own cost only")
     bl.add_argument("--workers", type=int, default=1, help="server processes of the real server")

@@ -12,6 +12,7 @@ from storage._engine import (
     autocommit,
     create_engine,
     database_url,
+    open_pool,
     session_factory,
 )
 from storage._errors import MigrationError, StorageError
@@ -30,6 +31,7 @@ __all__ = [
     "current_revision",
     "database_url",
     "head_revision",
+    "open_pool",
     "session_factory",
     "upgrade",
     "upgrade_async",

@@ -16,6 +16,8 @@ SQLite is configured for many concurrent writers in one or several processes:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +32,7 @@ __all__ = [
     "autocommit",
     "create_engine",
     "database_url",
+    "open_pool",
     "session_factory",
 ]
 
@@ -153,6 +156,19 @@ async def autocommit(session: AsyncSession) -> AsyncSession:
     """
     await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
     return session
+
+
+async def open_pool(engine: AsyncEngine) -> int:
+    """Open the pool's connections now, at start-up; how many.
+
+    Why: a PostgreSQL connection costs a server process, a login and asyncpg's type
+    introspection. Opened lazily, the first burst of users after a restart paid for fifteen of them
+    inside their replies (p50 above 400 ms for the first seconds of a load test).
+    """
+    size = int(getattr(engine.sync_engine.pool, "size", lambda: 1)())
+    async with contextlib.AsyncExitStack() as stack:  # all checked out at once, then returned
+        await asyncio.gather(*(stack.enter_async_context(engine.connect()) for _ in range(size)))
+    return size
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

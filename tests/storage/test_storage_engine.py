@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from storage import DEFAULT_DATABASE_URL, autocommit, create_engine, database_url, session_factory
+from storage import DEFAULT_DATABASE_URL, autocommit, create_engine, database_url, open_pool, session_factory
 
 pytestmark = pytest.mark.unit
 
@@ -119,3 +119,14 @@ def test_postgres_keeps_enough_connections_open_and_sqlite_one(tmp_path: Path):
     assert create_engine("postgresql+asyncpg://u@db/h").sync_engine.pool.size() == 15  # type: ignore[attr-defined]
     assert create_engine("postgresql+asyncpg://u@db/h", postgres_pool_size=4).sync_engine.pool.size() == 4  # type: ignore[attr-defined]
     assert create_engine(f"sqlite+aiosqlite:///{tmp_path}/h.db", postgres_pool_size=4).sync_engine.pool.size() == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_the_pool_is_opened_at_start_up_not_in_the_first_replies(db_url: str):
+    engine = create_engine(db_url, postgres_pool_size=4)
+    try:
+        opened = await open_pool(engine)
+        assert opened == (1 if db_url.startswith("sqlite") else 4)
+        assert engine.sync_engine.pool.checkedin() == opened  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
