@@ -17,20 +17,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from knowledge_base import KnowledgeBase, Profile, QueryError
-from storage import create_engine, open_pool, session_factory
+from storage import RateLimiter, clean_text, create_engine, open_pool, session_factory
 
 from .channels.telegram import build_telegram_application, run_telegram, telegram_webhook_route
 from .channels.web import create_web_router
 from .engine import ConversationEngine
+from .logsafe import install_log_redaction
 from .privacy import local_secret
+from .retention import purge
 from .services import build_engine, open_embedder, open_knowledge_base, open_understander
 from .settings import Settings
 
-__all__ = ["AskRequest", "AskResponse", "app_from_environment", "create_app"]
+__all__ = ["AskRequest", "AskResponse", "app_from_environment", "create_app", "warn_insecure"]
 
 log = logging.getLogger("hamroh.app")
 
@@ -51,6 +55,12 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     lang: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
     profile: ProfileIn | None = None
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        # a lone surrogate reached the tokenizer and gave a 500 whose traceback quoted the question
+        return clean_text(value) if isinstance(value, str) else value
 
 
 class SourceOut(BaseModel):
@@ -99,20 +109,49 @@ def _telegram_application(settings: Settings, engine: ConversationEngine) -> Any
                                       key_secret=key_secret, base_url=settings.telegram.base_url)
 
 
-def _web_router(settings: Settings, engine: ConversationEngine) -> APIRouter:
+def _web_router(settings: Settings, engine: ConversationEngine, limiter: RateLimiter) -> APIRouter:
     """The web chat (page at ``/``, widget files, WebSocket, HTTP fallback) on the same user-key secret."""
     key_secret = _user_key_secret(settings)
     session = settings.session_secret.get_secret_value() if settings.session_secret else None
-    return create_web_router(engine, key_secret=key_secret, session_secret=session)
+    web = settings.web
+    return create_web_router(engine, key_secret=key_secret, session_secret=session, secure_cookies=web.cookie_secure,
+                             allowed_origins=tuple(web.allowed_origins), trusted_hosts=tuple(web.trusted_hosts),
+                             limiter=limiter, ws_open_per_address=settings.rate_limits.ws_open_per_address)
 
 
-async def _retention_loop(settings: Settings, engine: ConversationEngine) -> None:
-    """Purge conversations older than the retention period, once a day."""
+def _rate_limiter(settings: Settings, sessions: Any) -> RateLimiter:
+    """One limiter for every door, on storage every worker and replica shares (``rate_limits.storage``)."""
+    limits = settings.rate_limits
+    return RateLimiter.from_uri(limits.storage_for(settings.database_url_resolved), limits.rules(),
+                                key_secret=_user_key_secret(settings), sessions=sessions,
+                                exempt=frozenset(limits.exempt_addresses),
+                                per_address=frozenset({"ask", "login_address", "web_http", "ws_connect"}))
+
+
+def warn_insecure(settings: Settings, logger: logging.Logger = log) -> list[str]:
+    """Warnings, naming the key, for a server reachable beyond this machine with unsafe settings."""
+    if settings.server.host in ("127.0.0.1", "localhost", "::1"):
+        return []
+    found = []
+    if not settings.console.cookie_secure and not (settings.console.public_url or "").startswith("https://"):
+        found.append("console.cookie_secure is off and console.public_url is not https: console cookies are "
+                     "Secure only on requests the proxy marks as HTTPS (X-Forwarded-Proto)")
+    if "*" in settings.web.allowed_origins:
+        found.append('web.allowed_origins is "*": any website may embed the chat; list the MRC websites')
+    if not settings.web.trusted_hosts:
+        found.append("web.trusted_hosts is empty: any Host header is answered; list the public host names")
+    for line in found:
+        logger.warning("insecure configuration: %s", line)
+    return found
+
+
+async def _retention_loop(settings: Settings, sessions: Any, db: Any) -> None:
+    """Apply the retention periods (``retention`` in config.yml) once a day."""
     while True:
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.retention_days)
         try:
-            n = await engine.purge_older_than(cutoff)
-            log.info("retention: purged %d old messages", n)
+            report = await purge(sessions, settings.retention, engine=db)
+            log.info("retention: purged %s", ", ".join(f"{k} {v}" for k, v in report.as_dict().items()
+                                                        if k != "dry_run" and v))
         except Exception as exc:
             log.error("retention purge failed: %s", type(exc).__name__)
         await asyncio.sleep(24 * 3600)
@@ -126,11 +165,13 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     ``hamroh db upgrade``). ``channels`` mounts the web chat at ``/`` and starts Telegram when
     its token is set (``hamroh serve``).
     """
+    install_log_redaction()
     embedder = kb.embedder if kb is not None else open_embedder(settings)
     db = create_engine(settings.database_url_resolved, postgres_pool_size=settings.database_pool_size)
     sessions = session_factory(db)
     understander = open_understander(settings, embedder)
     engine = build_engine(settings, sessions, lambda: app.state.kb, understander)
+    limiter = _rate_limiter(settings, sessions)
 
     telegram = _telegram_application(settings, engine) if channels else None
 
@@ -150,7 +191,9 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         # process; out of the collector's sight, a full collection no longer walks it, which here
         # paused every request in flight for up to 0.3 s
         gc.freeze()
-        purge = asyncio.create_task(_retention_loop(settings, engine))
+        if console or channels:
+            warn_insecure(settings)
+        purging = asyncio.create_task(_retention_loop(settings, sessions, db))
         async with AsyncExitStack() as stack:
             if telegram is not None:
                 try:
@@ -164,12 +207,16 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
             yield
         # wait for the purge task to stop before closing the pool: disposing under a running query
         # left a task that never finished, and the server (or a test client) hung on shutdown
-        purge.cancel()
+        purging.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await purge
+            await purging
         await db.dispose()
 
-    app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # no /openapi.json: the API's shape is in the README, and a public schema only helps a prober
+    app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if settings.web.trusted_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*settings.web.trusted_hosts, "127.0.0.1",
+                                                                 "localhost"])
     app.state.settings = settings
     app.state.kb = kb
     app.state.engine = engine
@@ -177,15 +224,22 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     if telegram is not None and settings.telegram_webhook_secret is not None:
         app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
     if channels:
-        app.include_router(_web_router(settings, engine))
+        app.include_router(_web_router(settings, engine, limiter))
     if console:
         from .console import build_console
 
-        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine))
+        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter))
 
     from .rasa import rasa_router  # the Rasa action server's API (bearer token; see README, "Rasa")
 
     app.include_router(rasa_router(settings, sessions, lambda: app.state.kb, understander.language))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 echoes each bad input: the question's text back (and a lone surrogate in
+        # it made that response itself fail with a 500)
+        return JSONResponse({"detail": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
+                                        for e in exc.errors()]}, status_code=422)
 
     @app.exception_handler(QueryError)
     async def _query_error(_: Request, exc: QueryError) -> JSONResponse:
@@ -198,7 +252,13 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
                 "entries": len(current.entries) if current else 0,
                 "index": current.manifest.kind if current and current.manifest else None}
 
-    @app.post("/api/ask", response_model=AskResponse)
+    async def ask_limit(request: Request) -> None:
+        wait = await limiter.hit("ask", request.client.host if request.client else "unknown")
+        if wait:
+            raise HTTPException(status_code=429, detail="too many questions; wait and ask again",
+                                headers={"Retry-After": str(int(wait))})
+
+    @app.post("/api/ask", response_model=AskResponse, dependencies=[Depends(ask_limit)])
     async def ask(body: AskRequest, kb: Annotated[KnowledgeBase, Depends(get_kb)]) -> AskResponse:
         profile = Profile(**body.profile.model_dump()) if body.profile else None
         result = await asyncio.to_thread(kb.search, body.question, body.lang, profile)

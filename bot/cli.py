@@ -103,8 +103,12 @@ def cmd_kb_stats(settings: Settings, args: argparse.Namespace) -> int:
     missing = {t: langs for t, langs in missing.items() if langs}
     today = dt.date.today()
     expired = sorted(e.id for e in report.entries if e.expired(today))
+    stale = {e.id: e.stale_translations() for e in report.entries if e.stale_translations()}
+    homepages = {e.id: [s.url for s in e.sources if s.is_homepage and not s.general]
+                 for e in report.entries}
+    homepages = {k: v for k, v in homepages.items() if v}
     data = {"topics": {t: sorted(langs) for t, langs in covered.items() if langs}, "missing": missing,
-            "expired": expired}
+            "expired": expired, "stale_translations": stale, "homepage_sources": homepages}
     if args.json:
         _print(data)
         return 0
@@ -115,7 +119,25 @@ def cmd_kb_stats(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  missing {topic}: {', '.join(langs)}")
     for entry_id in expired:
         print(f"  expired (past review_by): {entry_id}")
+    for entry_id, langs in stale.items():
+        print(f"  needs re-review (English changed since): {entry_id}: {', '.join(langs)}")
+    for entry_id, urls in homepages.items():
+        print(f"  homepage-only source: {entry_id}: {', '.join(urls)}")
     return 0
+
+
+def cmd_kb_revision(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the English revision of an entry, for a translation's ``source_version``."""
+    from knowledge_base import english_revision
+
+    report = load_content(settings)
+    found = [e for e in report.entries if e.id in args.ids or not args.ids]
+    for entry in found:
+        print(f"{entry.id} {english_revision(entry)}")
+    missing = sorted(set(args.ids) - {e.id for e in found})
+    for entry_id in missing:
+        print(f"no entry '{entry_id}' in {settings.content_dir}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def cmd_kb_build(settings: Settings, args: argparse.Namespace) -> int:
@@ -149,6 +171,11 @@ def cmd_kb_search(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge_base import evaluate, format_report, load_eval_items
 
+    if args.holdout or args.holdout_topics:
+        return _kb_eval_holdout(settings, args)
+    if not args.file:
+        print("error: give an evaluation file, or --holdout K / --holdout-topics K", file=sys.stderr)
+        return 2
     items = load_eval_items(Path(args.file))
     kb = open_knowledge_base(settings)
     if args.covered_only:
@@ -163,6 +190,34 @@ def cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
         print(format_report(report))
         for f in report.get("failures", []):
             print(f"  MISS {f}")
+    return 0
+
+
+def _kb_eval_holdout(settings: Settings, args: argparse.Namespace) -> int:
+    """Held-out evaluation on the knowledge base's own questions (``knowledge_base._eval``)."""
+    from knowledge_base import format_report
+    from knowledge_base._eval import format_topics_report, holdout_questions, holdout_topics
+
+    kb = open_knowledge_base(settings)
+    out: dict[str, Any] = {}
+    if args.holdout:
+        report = holdout_questions(kb, args.holdout, seed=args.seed)
+        if not args.failures:
+            report.pop("failures")
+        out["holdout"] = report
+        if not args.json:
+            print(f"--holdout {args.holdout}: each fold's example questions removed from the index, then asked")
+            print(format_report(report))
+            for f in report.get("failures", []):
+                print(f"  MISS {f}")
+    if args.holdout_topics:
+        report = holdout_topics(kb, args.holdout_topics, seed=args.seed)
+        out["holdout_topics"] = report
+        if not args.json:
+            print(f"--holdout-topics {args.holdout_topics}: whole topics removed in turn, their questions asked")
+            print(format_topics_report(report))
+    if args.json:
+        _print(out)
     return 0
 
 
@@ -181,6 +236,54 @@ def cmd_nlu_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- conversations
+def cmd_chat_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """Whole conversations against the real engine (``bot.chat_eval``); exit 1 when one fails."""
+    import asyncio
+
+    from storage import create_engine, session_factory
+
+    from .chat_eval import (
+        ChatEvalError,
+        TemplateDatabase,
+        evaluate_conversations,
+        format_report,
+        load_conversations,
+        summary,
+    )
+    from .services import build_engine, open_understander
+
+    try:
+        conversations = load_conversations(Path(args.file))
+    except ChatEvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    embedder = open_embedder(settings)
+    kb = open_knowledge_base(settings, embedder=embedder)
+    understander = open_understander(settings, embedder)
+    template = TemplateDatabase()
+    template.prepare()
+
+    async def make_engine(clock: Any) -> Any:
+        db = create_engine(template.fresh())
+        sessions = session_factory(db)
+        engine = build_engine(settings, sessions, lambda: kb, understander, clock=clock)
+        return engine, sessions, db.dispose
+
+    try:
+        results = asyncio.run(evaluate_conversations(conversations, make_engine))
+    finally:
+        template.cleanup()
+    if args.json:
+        data = summary(results)
+        if not args.failures:
+            data["failures"] = [{k: f[k] for k in ("name", "step", "expected", "got")} for f in data["failures"]]
+        _print(data)
+    else:
+        print(format_report(results, failures=args.failures))
+    return 0 if all(r.passed for r in results) else 1
+
+
 # --------------------------------------------------------------------------- database and accounts
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from storage import upgrade
@@ -193,6 +296,47 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_sqlite(url: str) -> bool:
+    """A SQLite database that does not exist yet (connecting would create an empty file)."""
+    if not url.startswith("sqlite"):
+        return False
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:" and not Path(path).exists():
+        print(f"error: no database at {path}: run 'hamroh db upgrade' first", file=sys.stderr)
+        return True
+    return False
+
+
+def cmd_db_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply the retention periods of config.yml now; ``--dry-run`` only counts."""
+    import asyncio
+
+    from storage import create_engine, session_factory
+
+    from .retention import purge
+
+    url = settings.database_url_resolved
+    if _missing_sqlite(url):
+        return 1
+
+    async def run() -> Any:
+        engine = create_engine(url)
+        try:
+            return await purge(session_factory(engine), settings.retention, dry_run=args.dry_run, engine=engine)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if args.json:
+        _print(report.as_dict())
+        return 0
+    print(("would purge" if args.dry_run else "purged") + f" (retention: {settings.retention.model_dump()}):")
+    for kind, count in report.as_dict().items():
+        if kind != "dry_run":
+            print(f"  {kind.replace('_', ' ')}: {count}")
+    return 0
+
+
 def cmd_counsellor(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
 
@@ -200,6 +344,8 @@ def cmd_counsellor(settings: Settings, args: argparse.Namespace) -> int:
     from handoff.cli import add_counsellor, disable_counsellor, format_counsellors, list_counsellors
 
     url = settings.database_url_resolved
+    if _missing_sqlite(url):
+        return 1
     try:
         if args.cmd == "add":
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
@@ -337,6 +483,9 @@ def _parser() -> argparse.ArgumentParser:
     st = kb.add_parser("stats", help="coverage against the content spec")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_kb_stats)
+    rv = kb.add_parser("revision", help="the English revision of entries, for a translation's source_version")
+    rv.add_argument("ids", nargs="*", help="entry ids (default: all)")
+    rv.set_defaults(func=cmd_kb_revision)
     b = kb.add_parser("build", help="build the vector index if content or model changed")
     b.add_argument("--rebuild", action="store_true")
     b.set_defaults(func=cmd_kb_build)
@@ -347,8 +496,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--destination")
     s.add_argument("--stage", choices=["pre-departure", "abroad", "return"])
     s.set_defaults(func=cmd_kb_search)
-    e = kb.add_parser("eval", help="retrieval metrics on an evaluation file")
-    e.add_argument("file")
+    e = kb.add_parser("eval", help="retrieval metrics on an evaluation file, or held out from the content")
+    e.add_argument("file", nargs="?")
+    e.add_argument("--holdout", type=int, metavar="K",
+                   help="K-fold over the entries' own questions: each fold removed from the index, then asked")
+    e.add_argument("--holdout-topics", type=int, metavar="K",
+                   help="whole topics removed in K folds; their questions must not get another entry's answer")
+    e.add_argument("--seed", type=int, default=0, help="how the folds are dealt")
     e.add_argument("--json", action="store_true")
     e.add_argument("--failures", action="store_true", help="list the items that went wrong")
     e.add_argument("--covered-only", action="store_true",
@@ -362,8 +516,18 @@ def _parser() -> argparse.ArgumentParser:
     ne.add_argument("--mistakes", action="store_true", help="list every wrong item")
     ne.set_defaults(func=cmd_nlu_eval)
 
+    chat = sub.add_parser("chat", help="whole conversations").add_subparsers(dest="cmd", required=True)
+    ce = chat.add_parser("eval", help="run conversation files (../shared/eval/conversations) against the engine")
+    ce.add_argument("file")
+    ce.add_argument("--json", action="store_true", help="overall, per tag and failures as JSON")
+    ce.add_argument("--failures", action="store_true", help="each failing step and what came back")
+    ce.set_defaults(func=cmd_chat_eval)
     db = sub.add_parser("db", help="the database").add_subparsers(dest="cmd", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    dp = db.add_parser("purge", help="apply the retention periods (config.yml 'retention') now")
+    dp.add_argument("--dry-run", action="store_true", help="count what would be purged; change nothing")
+    dp.add_argument("--json", action="store_true")
+    dp.set_defaults(func=cmd_db_purge)
 
     co = sub.add_parser("counsellor", help="console accounts").add_subparsers(dest="cmd", required=True)
     ca = co.add_parser("add", help="create an account (asks for the password)")

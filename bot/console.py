@@ -14,8 +14,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff import AnswerSearch, ConsoleSettings, CuratedAnswer, MrcSettings, OutboundPort, create_console_app
+from handoff import AnswerSearch, ConsoleSettings, CuratedAnswer, OutboundPort, create_console_app
 from knowledge_base import Embedder, KnowledgeBase, QueryError
+from storage import RateLimiter
 
 from .privacy import local_secret
 from .settings import Settings
@@ -54,15 +55,25 @@ def session_secret(settings: Settings) -> str:
     return local_secret(settings.path(Path("data/session_secret")), env)
 
 
-def console_settings(settings: Settings, *, cookie_secure: bool = False) -> ConsoleSettings:
-    mrcs = tuple(MrcSettings(id=m.id, name=m.name, country=m.country, timezone=m.timezone,
-                             languages=tuple(m.languages), office_hours=dict(m.office_hours))
-                 for m in settings.mrcs)
-    return ConsoleSettings(mrcs=mrcs, session_secret=session_secret(settings),
-                           cookie_secure=cookie_secure)
+def console_settings(settings: Settings) -> ConsoleSettings:
+    """config.yml's MRCs and ``console`` block as the console's settings (one schema, passed down).
+
+    Why no ``cookie_secure=False`` default any more: it overrode the console's own secure default
+    and kept cookies without ``Secure`` and HSTS off even behind HTTPS. Now ``console.cookie_secure``
+    forces them, and HTTPS (an https ``public_url``, or the request's scheme) turns them on.
+    """
+    c = settings.console
+    limits = settings.rate_limits
+    return ConsoleSettings(mrcs=tuple(m.console() for m in settings.mrcs), session_secret=session_secret(settings),
+                           cookie_secure=c.cookie_secure or (c.public_url or "").startswith("https://"),
+                           public_url=c.public_url, poll_seconds=c.poll_seconds,
+                           idle_claim_minutes=c.idle_claim_minutes, session_idle_minutes=c.session_idle_minutes,
+                           session_max_hours=c.session_max_hours, telegram_group_chat_id=c.telegram_group_chat_id,
+                           login_per_address=limits.login_per_address, login_per_account=limits.login_per_account)
 
 
 def build_console(settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                  kb: Callable[[], KnowledgeBase | None], embedder: Embedder, outbound: OutboundPort) -> FastAPI:
+                  kb: Callable[[], KnowledgeBase | None], embedder: Embedder, outbound: OutboundPort,
+                  limiter: RateLimiter | None = None) -> FastAPI:
     return create_console_app(console_settings(settings), sessions, outbound,
-                              answers=KnowledgeBaseAnswers(kb), embedder=embedder)
+                              answers=KnowledgeBaseAnswers(kb), embedder=embedder, limiter=limiter)

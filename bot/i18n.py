@@ -79,6 +79,69 @@ MESSAGES: dict[str, str] = {
     "rate_limited": "You are sending messages very fast. Please wait a moment.",
     "error": "Sorry, something went wrong. Please try again in a minute.",
     "consent_first": "Please choose your language first, to agree and continue.",
+    # second release: crisis before consent, the menu, profile questions, answers that fit a phone
+    "consent_vital": (
+        "If you tell us that you are in danger, we act at once, even before you agree: a counsellor "
+        "sees that message to protect you."
+    ),
+    "consent_agree": "✅ I agree",
+    "consent_decline": "No, thank you",
+    "declined": "Nothing was stored. You can write again at any time.",
+    "menu": "Here is what I can help with. Choose a topic, or write your question in your own words.",
+    "menu_group": "Choose what you want to know:",
+    "menu_button": "☰ Menu",
+    "group_documents": "Permits and registration",
+    "group_before": "Before you go",
+    "group_rights": "Work, pay and rights",
+    "group_safety": "Safety and emergencies",
+    "group_money": "Money and family",
+    "group_return": "Coming home",
+    "no_answer_menu": (
+        "I do not have a verified answer to this. Please try other words, or choose a topic from the menu."
+    ),
+    "offer_human": "I could not find a verified answer again. Would you like a counsellor to help you?",
+    "ask_citizenship": "The answer depends on your citizenship. Which country are you a citizen of?",
+    "ask_location": "Which country are you in now?",
+    "country_other": "Another country",
+    "location_set": "Thank you. I will use {country} for emergency numbers.",
+    "profile_set": "Thank you, noted: {country}.",
+    "more_details": "More details",
+    "sources_label": "Sources:",
+    "checked_on": "Checked on {date}",
+    "ticket_open_now": "The centre is open now. A counsellor will reply to you here soon.",
+    "ticket_closed_now": (
+        "The centre is closed now. A counsellor will reply here after it opens: {when} ({zone} time). "
+        "If you are in danger, call the emergency number of the country you are in."
+    ),
+    "ticket_meanwhile": "While you wait, I can still answer your questions.",
+    "back_to_bot": "↩ Back to the bot",
+    "status_returned": "Your request for a counsellor is closed. I am answering you again: write your question.",
+    "status_resolved": (
+        "The counsellor has closed your request. If you need more help, write here or ask for a counsellor again."
+    ),
+    "status_transferred": "Your request was passed to {mrc}. Their counsellors will reply to you here.",
+    "status_deleted": "Your request was closed because you erased your data.",
+    "crisis_received": "A counsellor has your message and will reply here as soon as possible.",
+    "crisis_ask_country": "Which country are you in now? Press it and I will give you the number to call.",
+    "crisis_no_number": (
+        "I do not have a verified emergency number for {country}. Ask people near you to call the police "
+        "or an ambulance, or call your embassy."
+    ),
+    "self_harm": (
+        "I am very sorry you feel this way. You matter, and you do not have to face this alone. Please "
+        "talk to someone now. A counsellor has been alerted and will write to you here."
+    ),
+    "self_harm_numbers": "People you can call in {country}:",
+    "voice_offer": (
+        "I cannot listen to voice messages. Please write your question, or press the button for a counsellor."
+    ),
+    "file_offer": "I cannot read photos or files. Please write your question, or press the button for a counsellor.",
+    "media_to_counsellor": "Your {kind} was passed to the counsellor.",
+    "media_voice": "voice message",
+    "media_photo": "photo",
+    "media_file": "file",
+    "lang_switch_offer": "You are writing in {language}. Shall I answer in {language}?",
+    "feedback_question": "Did this answer help you?",
 }
 
 

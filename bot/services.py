@@ -7,7 +7,9 @@ objects the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -78,19 +80,23 @@ def engine_options(settings: Settings) -> EngineOptions:
         for lang in mrc.languages:
             if lang != "en":
                 by_lang.setdefault(lang, mrc.id)
-    emergency = {country: tuple(EmergencyContact(c.label, c.phone, c.url) for c in contacts)
+    emergency = {country: tuple(EmergencyContact(c.label, c.phone, c.url, c.kind, c.source) for c in contacts)
                  for country, contacts in settings.emergency.items()}
     return EngineOptions(languages=tuple(settings.languages), default_language=settings.default_language,
                          emergency=emergency, mrc_by_country=by_country, mrc_by_language=by_lang,
-                         default_mrc=settings.mrcs[0].id if settings.mrcs else "")
+                         default_mrc=settings.mrcs[0].id if settings.mrcs else "",
+                         mrc_languages={m.id: tuple(m.languages) for m in settings.mrcs})
 
 
 def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 kb: Callable[[], KnowledgeBase | None], understander: UnderstandingPort) -> ConversationEngine:
+                 kb: Callable[[], KnowledgeBase | None], understander: UnderstandingPort, *,
+                 clock: Callable[[], dt.datetime] | None = None,
+                 on_crisis: Callable[[], Any] | None = None) -> ConversationEngine:
     from .console import console_settings
 
     if isinstance(understander, Understander):
         understander = open_understanding(settings, understander)
     return ConversationEngine(sessions=sessions, kb=kb, understander=understander,
                               translator=Translator(settings.fallback_chains), options=engine_options(settings),
-                              console=console_settings(settings))
+                              console=console_settings(settings), on_crisis=on_crisis,
+                              **({"clock": clock} if clock is not None else {}))

@@ -8,6 +8,7 @@ come only from the environment and are never written back or logged.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -17,15 +18,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from handoff import MrcSettings
 from knowledge_base import LANGUAGES, IndexConfig, ModelConfig, SearchConfig
+from storage import parse_rule
 
 __all__ = [
-    "Contact", "MrcConfig", "NluConfig", "RasaConfig", "ServerConfig", "Settings", "SettingsError", "TelegramConfig",
-    "load_settings",
+    "ConsoleConfig", "Contact", "MrcConfig", "NluConfig", "RasaConfig", "RateLimitsConfig", "RetentionConfig",
+    "ServerConfig", "Settings", "SettingsError", "TelegramConfig", "WebConfig", "load_settings",
 ]
-
-_HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class SettingsError(ValueError):
@@ -38,31 +38,151 @@ class Contact(BaseModel):
     label: str
     phone: str | None = None
     url: str | None = None
+    #: what the number is for; ``mental_health`` lines come first for a person who wants to die
+    kind: Literal["emergency", "police", "ambulance", "mental_health", "hotline"] = "emergency"
     #: where the number comes from (an official page); contacts without a source are not shipped
     source: str
 
 
 class MrcConfig(BaseModel):
-    """One Migrant Resource Centre: a tenant with its own queue, hours and contacts."""
+    """One Migrant Resource Centre: a tenant with its own queue, hours and contacts.
+
+    Validated by the console's own schema (:class:`handoff.MrcSettings`), so what config.yml
+    accepts is exactly what the queue understands: ``"mon-fri"``, several spans a day, holidays.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     name: str
     country: str = Field(pattern=r"^[A-Z]{2}$")
     timezone: str = "UTC"
     languages: list[str] = Field(default_factory=lambda: ["en"])
+    #: e.g. {"mon-fri": "09:00-13:00, 14:00-18:00", "sat": "09:00-13:00"}; empty means always open
     office_hours: dict[str, str] = Field(default_factory=dict)
+    holidays: list[dt.date] = Field(default_factory=list)
+    reply_within_office_hours: float = Field(4.0, gt=0, le=24 * 14)
+    crisis_reply_within_minutes: int = Field(15, gt=0, le=24 * 60)
 
-    @field_validator("office_hours")
+    @model_validator(mode="after")
+    def _console_schema(self) -> MrcConfig:
+        try:
+            self.console()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+    def console(self) -> MrcSettings:
+        """The same MRC as the console's settings (one schema, passed down)."""
+        return MrcSettings(id=self.id, name=self.name, country=self.country, timezone=self.timezone,
+                           languages=tuple(self.languages), office_hours=dict(self.office_hours),
+                           holidays=tuple(self.holidays), reply_within_office_hours=self.reply_within_office_hours,
+                           crisis_reply_within_minutes=self.crisis_reply_within_minutes)
+
+
+class ConsoleConfig(BaseModel):
+    """The counsellor console (``/console``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: the console's public address, e.g. https://mrc.example.org/console: links in Telegram alerts,
+    #: the origin check behind a proxy; an https address also turns on Secure cookies and HSTS
+    public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+(/\S*)?$")
+    #: force Secure cookies and HSTS even when a request arrives over plain HTTP. Without it they are
+    #: on whenever the request is HTTPS (directly, or X-Forwarded-Proto from a proxy uvicorn trusts)
+    cookie_secure: bool = False
+    poll_seconds: int = Field(15, ge=3, le=600)
+    idle_claim_minutes: int = Field(30, ge=1, le=24 * 60)
+    session_idle_minutes: int = Field(120, ge=5, le=24 * 60)
+    session_max_hours: int = Field(12, ge=1, le=24 * 7)
+    #: Telegram group that receives crisis alerts (a chat id, e.g. -1001234567890)
+    telegram_group_chat_id: str | None = Field(None, pattern=r"^-?\d{1,20}$")
+
+
+class WebConfig(BaseModel):
+    """The web chat at ``/`` and its embeddable widget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: MRC websites that may embed the widget (``https://mrc.example.org``); ``"*"`` allows any site
+    #: (a warning at start-up); empty: the chat's own pages only
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: Host header values the server answers to (``bot.mrc.example.org``); empty: any (a warning when
+    #: the server listens beyond loopback). The page's CSP and the widget's address are built from it
+    trusted_hosts: list[str] = Field(default_factory=list)
+    #: force the Secure flag on the chat cookie (it is set anyway on HTTPS requests)
+    cookie_secure: bool = False
+
+    @field_validator("allowed_origins")
     @classmethod
-    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
-        for day, span in value.items():
-            if day not in _DAYS:
-                raise ValueError(f"'{day}' is not a day; use one of {', '.join(_DAYS)}")
-            if not _HOURS_RE.match(span):
-                raise ValueError(f"'{span}' for {day} must look like 09:00-17:00")
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
+                raise ValueError(f"{origin!r}: write an origin like https://mrc.example.org (no path), or \"*\"")
         return value
+
+
+class RetentionConfig(BaseModel):
+    """How long each kind of personal data is kept (the privacy notice promises these periods).
+
+    ``hamroh db purge`` applies them (``--dry-run`` counts only); ``hamroh serve`` runs it daily.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: bot conversation messages (what people wrote and what the bot answered)
+    conversations_days: int = Field(180, ge=1, le=3650)
+    #: tickets and their transcripts and notes, counted from their last activity
+    tickets_days: int = Field(180, ge=1, le=3650)
+    #: a person's row (language, profile, last question, Telegram chat) after they were last seen
+    users_days: int = Field(180, ge=1, le=3650)
+    #: replies in the outbox, sent or not (an unsent reply this old will never be wanted)
+    outbox_days: int = Field(30, ge=1, le=3650)
+    #: sign-in throttles and audit rows of failed sign-ins (they hold whatever was typed as a username)
+    login_records_days: int = Field(30, ge=1, le=3650)
+
+
+class RateLimitsConfig(BaseModel):
+    """Limits on every expensive door, as ``"N per period"``; 429 with ``Retry-After`` past them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: where counters live: ``auto`` (the database on PostgreSQL, memory on SQLite), ``memory``
+    #: (one process), ``database`` or ``redis://host:6379/0``. Workers and replicas agree only on a
+    #: shared one
+    storage: str = Field("auto", pattern=r"^(auto|memory|database|rediss?://\S+)$")
+    #: POST /api/ask per client address (each question costs an embedding and a search)
+    ask: str = "60 per minute"
+    #: console sign-in attempts per client address, whatever the username (argon2 is costly)
+    login_per_address: str = "30 per 15 minutes"
+    #: failed sign-ins per account from browsers that never signed in to it (many addresses, one account)
+    login_per_account: str = "20 per 15 minutes"
+    #: web chat HTTP requests (session, send, poll) per client address
+    web_http: str = "300 per minute"
+    #: new web chat WebSockets per client address
+    ws_connect: str = "60 per minute"
+    #: WebSockets open at once per client address, in each server process
+    ws_open_per_address: int = Field(50, ge=1, le=100_000)
+    #: addresses the per-address limits leave alone: loopback, where the machine's own benchmarks
+    #: and checks run (a proxy on this machine must send X-Forwarded-For, README "Telegram")
+    exempt_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    @field_validator("ask", "login_per_address", "login_per_account", "web_http", "ws_connect")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        parse_rule(value)
+        return value
+
+    def rules(self) -> dict[str, str]:
+        return {"ask": self.ask, "login_address": self.login_per_address, "login_account": self.login_per_account,
+                "web_http": self.web_http, "ws_connect": self.ws_connect}
+
+    def storage_for(self, database_url: str) -> str:
+        if self.storage != "auto":
+            return self.storage
+        return "database" if database_url.startswith("postgresql") else "memory"
 
 
 class ServerConfig(BaseModel):
@@ -127,8 +247,10 @@ class Settings(BaseSettings):
     server: ServerConfig = ServerConfig()
     telegram: TelegramConfig = TelegramConfig()
     nlu: NluConfig = NluConfig()
-    #: conversations older than this are purged by the retention job (hamroh purge / daily in serve)
-    retention_days: int = Field(180, ge=1, le=3650)
+    console: ConsoleConfig = ConsoleConfig()
+    web: WebConfig = WebConfig()
+    retention: RetentionConfig = RetentionConfig()
+    rate_limits: RateLimitsConfig = RateLimitsConfig()
     mrcs: list[MrcConfig] = Field(default_factory=list)
     #: national emergency numbers by ISO country code, each with its official source; where a
     #: country is absent the bot gives the embassy/consulate route instead of a number

@@ -32,12 +32,16 @@ class BotUser(Base):
     destination: Mapped[str | None] = mapped_column(String(2), nullable=True)
     stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
     mrc_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    consent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: None for a person in danger who wrote before agreeing: their crisis is handled at once (a vital
+    #: interest, as the privacy notice says); everything else waits for consent
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: the ticket we already told the user a counsellor has (say it once, not on every message)
     notified_ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_answer_entry: Mapped[str | None] = mapped_column(String(120), nullable=True)
     last_question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the dialogue state between messages (bot.engine._state.ConversationState)
+    state: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
 
 
 class ConversationMessage(Base):

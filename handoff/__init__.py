@@ -35,7 +35,7 @@ from handoff._errors import (
     NotAllowed,
     TicketNotFound,
 )
-from handoff._hours import add_office_time, due_at
+from handoff._hours import add_office_time, due_at, next_opening
 from handoff._policy import Actor
 from handoff._ports import (
     AnswerSearch,
@@ -47,6 +47,7 @@ from handoff._ports import (
     OutboundPort,
     QueryEmbedder,
 )
+from handoff._retention import HandoffPurge, purge_handoff, users_waiting
 from handoff._settings import ConsoleSettings, MrcSettings
 from handoff._stats import ContentGap, QueueStats, cluster_gaps, gap_questions, queue_stats
 from handoff._tickets import (
@@ -60,6 +61,7 @@ from handoff._tickets import (
     append_user_message,
     claim,
     claim_next,
+    close_by_user,
     delete_user_data,
     deliver_reply,
     export_transcript,
@@ -72,6 +74,7 @@ from handoff._tickets import (
     release_idle_claims,
     reply,
     resolve,
+    tell_user,
     transfer,
     view_ticket,
 )
@@ -89,6 +92,7 @@ __all__ = [
     "CuratedAnswer",
     "DeliveryStatus",
     "HandoffError",
+    "HandoffPurge",
     "InvalidState",
     "LoginThrottled",
     "MrcSettings",
@@ -117,6 +121,7 @@ __all__ = [
     "audit",
     "claim",
     "claim_next",
+    "close_by_user",
     "cluster_embeddings",
     "cluster_gaps",
     "create_account",
@@ -134,16 +139,20 @@ __all__ = [
     "list_accounts",
     "list_audit",
     "list_queue",
+    "next_opening",
     "notify_pending_crises",
     "open_ticket",
     "purge_closed_before",
+    "purge_handoff",
     "queue_stats",
     "record_reply",
     "release",
     "release_idle_claims",
     "reply",
     "resolve",
+    "tell_user",
     "transfer",
+    "users_waiting",
     "verify_password",
     "view_ticket",
 ]

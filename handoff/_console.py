@@ -76,6 +76,7 @@ from handoff._tickets import (
     release_idle_claims,
     resolve,
     start_delivery,
+    tell_user,
     transfer,
     view_ticket,
 )
@@ -90,7 +91,7 @@ from handoff._web import (
     safe_next,
 )
 from handoff.tables import Counsellor, Ticket, TicketMessage
-from storage import utcnow
+from storage import RateLimiter, clean_text, utcnow
 
 __all__ = ["create_console_app"]
 
@@ -132,6 +133,7 @@ class ConsoleContext:
     notifier: Notifier
     env: jinja2.Environment
     static: dict[str, StaticAsset]
+    limiter: RateLimiter
     last_idle_sweep: float = field(default=0.0)
 
     @property
@@ -150,6 +152,15 @@ def _base(request: Request) -> str:
 
 def _cookie_path(request: Request) -> str:
     return _base(request) or "/"
+
+
+def _secure(request: Request) -> bool:
+    """Cookies get ``Secure`` when configured so or when this request came over HTTPS."""
+    return _ctx(request).settings.cookie_secure or request.url.scheme == "https"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -229,8 +240,9 @@ async def csrf_guard(request: Request) -> None:
 
 
 def _text(form: FormData, name: str, limit: int = 10_000) -> str:
+    """A form field, cut to ``limit`` and made storable (a NUL gave a 500 on PostgreSQL)."""
     value = form.get(name)
-    return value[:limit] if isinstance(value, str) else ""
+    return clean_text(value[:limit]) if isinstance(value, str) else ""
 
 
 async def _maybe_release_idle(ctx: ConsoleContext) -> None:
@@ -265,8 +277,17 @@ def create_console_app(
     answers: AnswerSearch | None = None,
     embedder: QueryEmbedder | None = None,
     notifier: Notifier | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
-    """Build the console. ``bot`` mounts it: ``app.mount("/console", create_console_app(...))``."""
+    """Build the console. ``bot`` mounts it: ``app.mount("/console", create_console_app(...))``.
+
+    ``limiter`` counts sign-in attempts per address and per account; pass one on shared storage
+    (the database, Redis) when several processes serve the console. Its rules are
+    ``login_address`` and ``login_account``; absent rules are filled from ``settings``.
+    """
+    rules = {"login_address": settings.login_per_address, "login_account": settings.login_per_account}
+    if limiter is None:
+        limiter = RateLimiter.from_uri("memory://", rules, key_secret=settings.session_secret.get_secret_value())
     static = load_static()
     env = build_templates(
         {
@@ -297,6 +318,7 @@ def create_console_app(
         notifier=notifier or NullNotifier(),
         env=env,
         static=static,
+        limiter=limiter,
     )
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     _install_error_pages(app)
@@ -374,7 +396,7 @@ def _auth_routes(router: APIRouter) -> None:
             nonce,
             path=_cookie_path(request),
             httponly=True,
-            secure=ctx.settings.cookie_secure,
+            secure=_secure(request),
             samesite="strict",
         )
         return response
@@ -389,7 +411,16 @@ def _auth_routes(router: APIRouter) -> None:
         form = await request.form()
         username = _text(form, "username", 64).strip().lower()
         password = _text(form, "password", 1024)
-        client = request.client.host if request.client else "unknown"
+        client = _client(request)
+        # A browser that signed in to this account before is exempt from the address and account
+        # ceilings (its own throttle bucket still applies): an attacker guessing from many
+        # addresses, or spraying usernames from one, cannot lock a counsellor out of their browser.
+        trusted = device_id_from_cookie(ctx.secret, username, request.cookies.get(DEVICE_COOKIE)) is not None
+        if not trusted:
+            wait = await ctx.limiter.hit("login_address", client) or await ctx.limiter.test("login_account", username)
+            if wait:
+                return _login_throttled(login_page(request, error=_throttled_text(wait), status_code=429,
+                                                   username=username), wait)
         failure: Exception | None = None
         async with ctx.sessions() as db, db.begin():
             try:
@@ -407,13 +438,16 @@ def _auth_routes(router: APIRouter) -> None:
             except (LoginThrottled, LoginFailed) as exc:
                 failure = exc  # caught inside the transaction: the failed attempt is committed
         if isinstance(failure, LoginThrottled):
-            message = f"Too many failed attempts. Wait {failure.retry_after_seconds} seconds and try again."
-            return login_page(request, error=message, status_code=429, username=username)
+            wait = failure.retry_after_seconds
+            return _login_throttled(login_page(request, error=_throttled_text(wait), status_code=429,
+                                               username=username), wait)
         if failure is not None:
+            if not trusted:
+                await ctx.limiter.hit("login_account", username)
             return login_page(request, error="Wrong username or password.", status_code=401, username=username)
         target = safe_next(_base(request), _text(form, "next", 500))
         response = RedirectResponse(target, status_code=303)
-        cookie = {"path": _cookie_path(request), "httponly": True, "secure": ctx.settings.cookie_secure}
+        cookie = {"path": _cookie_path(request), "httponly": True, "secure": _secure(request)}
         response.set_cookie(SESSION_COOKIE, token, samesite="lax", **cookie)  # type: ignore[arg-type]
         if device_id_from_cookie(ctx.secret, username, request.cookies.get(DEVICE_COOKIE)) is None:
             response.set_cookie(
@@ -434,6 +468,15 @@ def _auth_routes(router: APIRouter) -> None:
         response = _redirect(request, "/login")
         response.delete_cookie(SESSION_COOKIE, path=_cookie_path(request))
         return response
+
+
+def _throttled_text(seconds: float) -> str:
+    return f"Too many failed attempts. Wait {int(seconds)} seconds and try again."
+
+
+def _login_throttled(response: Response, seconds: float) -> Response:
+    response.headers["Retry-After"] = str(max(1, int(seconds)))
+    return response
 
 
 # --- queue --------------------------------------------------------------------------------------
@@ -562,7 +605,7 @@ def _ticket_routes(router: APIRouter) -> None:
             detail = await view_ticket(session=db, ticket_id=ticket_id, actor=me)
             names = dict((await db.execute(select(Counsellor.id, Counsellor.display_name))).all())
         ticket = detail.ticket
-        query = request.query_params.get("q", "")
+        query = clean_text(request.query_params.get("q", ""))
         found = await _search_answers(ctx, query, ticket.lang)
         chosen = request.query_params.get("insert", "")
         prefill = next((a for a in found if a.entry_id == chosen), None)
@@ -588,7 +631,7 @@ def _ticket_routes(router: APIRouter) -> None:
         ctx = _ctx(request)
         async with ctx.sessions() as db, db.begin():
             ticket = await get_ticket(session=db, ticket_id=ticket_id, actor=me)
-        query = request.query_params.get("q", "")
+        query = clean_text(request.query_params.get("q", ""))
         found = await _search_answers(ctx, query, ticket.lang)
         return _render(request, "_answers.html", ticket=ticket, answers=found, query=query)
 
@@ -670,7 +713,9 @@ def _ticket_routes(router: APIRouter) -> None:
     async def resolve_ticket(request: Request, ticket_id: int, me: Me) -> Response:
         form = await request.form()
         async with _ctx(request).sessions() as db, db.begin():
-            await resolve(session=db, ticket_id=ticket_id, actor=me, topic=_text(form, "topic", 64).strip() or None)
+            done = await resolve(session=db, ticket_id=ticket_id, actor=me,
+                                 topic=_text(form, "topic", 64).strip() or None)
+        await tell_user(_ctx(request).outbound, ticket=done, kind="resolved")
         return _redirect(request, f"/tickets/{ticket_id}", notice="resolved")
 
     @router.post("/tickets/{ticket_id}/transfer")
@@ -678,7 +723,7 @@ def _ticket_routes(router: APIRouter) -> None:
         ctx = _ctx(request)
         form = await request.form()
         async with ctx.sessions() as db, db.begin():
-            await transfer(
+            moved = await transfer(
                 session=db,
                 settings=ctx.settings,
                 ticket_id=ticket_id,
@@ -686,6 +731,8 @@ def _ticket_routes(router: APIRouter) -> None:
                 to_mrc_id=_text(form, "to_mrc", 64),
                 note=_text(form, "note"),
             )
+        target = ctx.settings.mrc(moved.mrc_id)
+        await tell_user(ctx.outbound, ticket=moved, kind="transferred", text=target.name if target else moved.mrc_id)
         return _redirect(request, f"/tickets/{ticket_id}", notice="transferred")
 
 

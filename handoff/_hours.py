@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from handoff._enums import Priority
 from handoff._settings import MrcSettings
 
-__all__ = ["add_office_time", "due_at"]
+__all__ = ["add_office_time", "due_at", "next_opening"]
 
 _MAX_DAYS = 400
 
@@ -50,3 +50,12 @@ def add_office_time(start: datetime, amount: timedelta, mrc: MrcSettings) -> dat
         day += timedelta(days=1)
     # Office hours that never open (every day a holiday): fall back to wall-clock time.
     return start + amount
+
+
+def next_opening(now: datetime, mrc: MrcSettings) -> datetime:
+    """``now`` while the MRC is open, else the moment it next opens (UTC in, UTC out).
+
+    Why: a person who asks for a counsellor at 22:13 must be told "tomorrow at 09:00", not "as soon
+    as possible"; the same office calendar that sets due times answers it.
+    """
+    return add_office_time(now, timedelta(0), mrc)

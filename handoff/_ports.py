@@ -38,6 +38,9 @@ class OutboundMessage:
     ticket_id: int
     counsellor_name: str
     lang: str = ""
+    #: "reply" (a counsellor's words), or a change the person is told about: "resolved",
+    #: "transferred" (``text`` is then the receiving MRC's name)
+    kind: str = "reply"
 
 
 @runtime_checkable

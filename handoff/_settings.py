@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from storage import parse_rule
+
 __all__ = ["ConsoleSettings", "MrcSettings", "WeeklyHours"]
 
 WeeklyHours = dict[int, list[tuple[time, time]]]
@@ -110,6 +112,8 @@ class ConsoleSettings(BaseModel):
 
     mrcs: tuple[MrcSettings, ...] = Field(min_length=1)
     session_secret: SecretStr
+    #: force Secure cookies and HSTS; without it they are on for every HTTPS request (directly or
+    #: through a proxy uvicorn trusts for X-Forwarded-Proto), off over plain HTTP (a laptop install)
     cookie_secure: bool = True
     idle_claim_minutes: int = Field(default=30, ge=1, le=24 * 60)
     telegram_group_chat_id: str | None = None
@@ -120,10 +124,20 @@ class ConsoleSettings(BaseModel):
     poll_seconds: int = Field(default=15, ge=3, le=600)
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: sign-in attempts per client address, whatever the username ("N per period", see ``limits``)
+    login_per_address: str = "30 per 15 minutes"
+    #: failed sign-ins per account from browsers that never signed in to it, whatever the address
+    login_per_account: str = "20 per 15 minutes"
     min_password_length: int = Field(default=12, ge=8, le=128)
     content_gap_days: int = Field(default=90, ge=1, le=3650)
     content_gap_threshold: float = Field(default=0.82, gt=0, lt=1)
     content_gap_max_questions: int = Field(default=1000, ge=10, le=20000)
+
+    @field_validator("login_per_address", "login_per_account")
+    @classmethod
+    def _rate_rule(cls, value: str) -> str:
+        parse_rule(value)
+        return value
 
     @field_validator("session_secret")
     @classmethod

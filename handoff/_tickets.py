@@ -11,6 +11,7 @@ counsellors pressing "next" at once each get a different ticket without waiting 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,8 +37,10 @@ from handoff._policy import (
 )
 from handoff._ports import OutboundMessage, OutboundPort
 from handoff._settings import ConsoleSettings, MrcSettings
-from handoff.tables import Ticket, TicketMessage, TicketNote, TicketTransfer
+from handoff.tables import AuditEntry, Ticket, TicketMessage, TicketNote, TicketTransfer
 from storage import utcnow
+
+log = logging.getLogger("hamroh.handoff")
 
 __all__ = [
     "MAX_REPLY_CHARS",
@@ -51,6 +54,7 @@ __all__ = [
     "append_user_message",
     "claim",
     "claim_next",
+    "close_by_user",
     "delete_user_data",
     "deliver_reply",
     "export_transcript",
@@ -66,6 +70,7 @@ __all__ = [
     "reply",
     "resolve",
     "start_delivery",
+    "tell_user",
     "transfer",
     "view_ticket",
 ]
@@ -171,6 +176,7 @@ async def open_ticket(
     existing = await active_ticket_for_user(session=session, user_key=user_key)
     if existing is None:
         ticket = Ticket(
+            id=await _fresh_ticket_id(session),
             user_key=user_key,
             mrc_id=mrc.id,
             reason=reason.value,
@@ -795,6 +801,7 @@ async def transfer(
 
     priority = Priority(ticket.priority)
     successor = Ticket(
+        id=await _fresh_ticket_id(session),
         user_key=ticket.user_key,
         mrc_id=target.id,
         reason=ticket.reason,
@@ -858,6 +865,20 @@ async def transfer(
     return successor
 
 
+async def _fresh_ticket_id(session: AsyncSession) -> int | None:
+    """On SQLite, an id no ticket and no audit entry ever had; elsewhere None (the sequence's).
+
+    Why: SQLite gives a new row the largest id + 1, so after the newest ticket was erased the next
+    person got its number, and the audit log of "ticket 5" mixed two people. PostgreSQL sequences
+    never go back. SQLite writes are serialised (BEGIN IMMEDIATE), so reading the maximum is safe.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    highest = await session.scalar(select(func.max(Ticket.id)))
+    audited = await session.scalar(select(func.max(AuditEntry.ticket_id)))
+    return max(highest or 0, audited or 0) + 1
+
+
 # --- erasure -----------------------------------------------------------------------------------
 
 
@@ -875,14 +896,65 @@ async def _delete_tickets(session: AsyncSession, ticket_ids: Sequence[int]) -> i
     return len(ids)
 
 
+async def tell_user(outbound: OutboundPort, *, ticket: Ticket, kind: str, text: str = "") -> bool:
+    """Tell the person that their request was resolved or transferred, in their language.
+
+    Called after the change is committed; a person who erased their data in the meantime is simply
+    not told (False). Nobody is left wondering whether a counsellor is still coming.
+    """
+    try:
+        await outbound.send(ticket.user_key, OutboundMessage(text=text, ticket_id=int(ticket.id), counsellor_name="",
+                                                             lang=ticket.lang or "", kind=kind))
+    except Exception:  # the channel or the person is gone; the console still shows the change
+        log.warning("could not tell the person about ticket %s (%s)", ticket.id, kind)
+        return False
+    return True
+
+
+async def close_by_user(
+    *, session: AsyncSession, user_key: str, reason: str, now: datetime | None = None
+) -> Ticket | None:
+    """The person closed their own request ("back to the bot", or /delete on an open ticket).
+
+    The ticket is resolved with a system line that says why, so the counsellor sees what happened
+    instead of a ticket that vanishes; returns the ticket, or None when none was active.
+    """
+    now = now or utcnow()
+    ticket = await active_ticket_for_user(session=session, user_key=user_key)
+    if ticket is None:
+        return None
+    label = {"returned": "The person went back to the bot", "deleted": "Deleted by the person"}.get(reason, reason)
+    session.add(TicketMessage(ticket_id=ticket.id, author=Author.SYSTEM.value, text=label, created_at=now))
+    ticket.status = Status.RESOLVED.value
+    ticket.resolved_at = now
+    if reason == "deleted":
+        ticket.topic = "deleted by the person"
+    await session.flush()
+    return ticket
+
+
 async def delete_user_data(*, session: AsyncSession, user_key: str) -> int:
     """Erase every row about the user in handoff's tables (``/delete``). Returns tickets erased.
 
     The audit log keeps only that ticket numbers were viewed or answered, never by whom they
     were opened, so it is kept as it is.
     """
-    ids = list((await session.scalars(select(Ticket.id).where(Ticket.user_key == user_key))).all())
+    # An open request is not made to vanish under the counsellor's eyes: it is closed as "deleted
+    # by the person" and stripped of everything about them (their messages, the question, the
+    # profile, the notes, which may name them); its key is detached so nothing links it back.
+    active = await close_by_user(session=session, user_key=user_key, reason="deleted")
+    keep = active.id if active is not None else None
+    ids = list((await session.scalars(select(Ticket.id).where(Ticket.user_key == user_key, Ticket.id != keep))).all()
+               if keep is not None else
+               (await session.scalars(select(Ticket.id).where(Ticket.user_key == user_key))).all())
     count = await _delete_tickets(session, ids)
+    if keep is not None:
+        await session.execute(delete(TicketNote).where(TicketNote.ticket_id == keep))
+        await session.execute(delete(TicketMessage).where(TicketMessage.ticket_id == keep,
+                                                          TicketMessage.author != Author.SYSTEM.value))
+        await session.execute(update(Ticket).where(Ticket.id == keep).values(
+            user_key=f"deleted:{keep}", question_text=None, profile={}))
+        count += 1
     if count:
         await audit(session, None, AuditAction.USER_DATA_DELETED, detail=f"{count} ticket(s) erased on request")
     session.expunge_all()

@@ -44,6 +44,10 @@ CONTENT_SECURITY_POLICY = (
 class SecurityHeaders:
     """Adds the console's security headers to every response, pages and errors alike.
 
+    HSTS goes out when ``hsts`` forces it or the request itself is HTTPS (uvicorn sets the scheme
+    from ``X-Forwarded-Proto`` when the proxy is in ``FORWARDED_ALLOW_IPS``): a browser must not be
+    told to insist on HTTPS by a plain-HTTP laptop install, and must be told by a production one.
+
     Pages are never cached (they show personal data); static assets set their own long cache
     header, which is kept, because re-downloading CSS on a 2G link costs counsellors time.
     """
@@ -72,7 +76,7 @@ class SecurityHeaders:
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                     headers["Pragma"] = "no-cache"
-                if self.hsts:
+                if self.hsts or scope.get("scheme") == "https":
                     headers["Strict-Transport-Security"] = "max-age=31536000"
             await send(message)
 

@@ -12,6 +12,7 @@ from ._entries import (
     Topic,
     Translation,
     content_hash,
+    english_revision,
     load_entries,
     load_topics,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "VectorIndex",
     "build_sentence_transformer_dir",
     "content_hash",
+    "english_revision",
     "create_embedder",
     "evaluate",
     "export_onnx",

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["DecisionThresholds", "IndexConfig", "ModelConfig", "SearchConfig"]
+__all__ = ["ChannelWeights", "DecisionThresholds", "IndexConfig", "ModelConfig", "SearchConfig"]
 
 
 class ModelConfig(BaseModel):
@@ -48,6 +48,8 @@ class IndexConfig(BaseModel):
     hnsw_ef_search: int = Field(96, ge=8)
     #: embed answers (with the passage prefix) as well as questions and titles
     embed_answers: bool = True
+    #: embed each translation's short summary (when it has one) as a passage too
+    embed_summaries: bool = True
 
 
 class DecisionThresholds(BaseModel):
@@ -68,12 +70,25 @@ class DecisionThresholds(BaseModel):
     out_of_scope_margin: float = Field(0.0, ge=-1, le=1)
     #: runner-ups within this cosine of the top are offered as clarify buttons
     clarify_within: float = Field(0.04, ge=0, le=1)
+    #: answerability: the calibrated probability (``SearchConfig.answerability``) that the top entry
+    #: answers the question must reach this for a confident answer; 0 turns the check off
+    answerable_min: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> DecisionThresholds:
         if self.handoff_below > self.answer_min:
             raise ValueError("handoff_below must not exceed answer_min")
         return self
+
+
+class ChannelWeights(BaseModel):
+    """Reciprocal-rank-fusion weights of the three rankings for one language or script."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dense: float = Field(1.0, ge=0)
+    bm25: float = Field(0.6, ge=0)
+    char: float = Field(0.0, ge=0)
 
 
 class SearchConfig(BaseModel):
@@ -84,6 +99,20 @@ class SearchConfig(BaseModel):
     rrf_k: int = Field(30, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(0.6, ge=0)
+    #: the character n-gram channel (spelling variants, morphology, transliteration)
+    char_weight: float = Field(0.0, ge=0)
+    #: weights for one language (``tg``) or one script of the question (``Cyrl``, ``Arab``, ``Latn``,
+    #: ``Beng``, ``Sinh``, ``Taml``); a language's own weights win over its script's, and both over
+    #: the three defaults above
+    channel_weights: dict[str, ChannelWeights] = Field(default_factory=dict)
+    #: logistic answerability model: feature name -> coefficient, plus ``bias`` (bench/calibrate.py)
+    answerability: dict[str, float] = Field(default_factory=dict)
     dense_candidates: int = Field(200, ge=10)
     max_query_chars: int = Field(2000, ge=50)
     thresholds: DecisionThresholds = DecisionThresholds()
+
+    def weights_for(self, lang: str | None, script: str | None) -> ChannelWeights:
+        for key in (lang, script):
+            if key and key in self.channel_weights:
+                return self.channel_weights[key]
+        return ChannelWeights(dense=self.dense_weight, bm25=self.bm25_weight, char=self.char_weight)

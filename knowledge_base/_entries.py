@@ -28,6 +28,7 @@ __all__ = [
     "Topic",
     "Translation",
     "content_hash",
+    "english_revision",
     "load_entries",
     "load_topics",
 ]
@@ -36,8 +37,18 @@ __all__ = [
 LANGUAGES: tuple[str, ...] = ("en", "ru", "uz", "ky", "tg", "kk", "bn", "ur", "ar", "ckb", "si", "ta", "ps", "prs")
 #: an answer plus its source line must fit one Telegram message (4,096 characters)
 MAX_ANSWER_CHARS = 3500
+#: the short answer shown first: about one phone screen
+MAX_SUMMARY_CHARS = 450
+#: a Telegram inline button shows about 30 characters on a small phone
+MAX_SHORT_TITLE_CHARS = 32
+#: a deadline, duration or amount in an answer: it must be backed by a specific source page
+_FACT_RE = re.compile(
+    r"\d+\s*(?:%|days?|working days|months?|years?|hours?|дн|день|дня|месяц|суток|час|рубл|₽|\$|usd|tk|taka|rs|"
+    r"aed|sar|kun|oy|ай|күн|рӯз|моҳ|ден|سال|روز|ماه|دن|টাকা|দিন)", re.IGNORECASE)
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+#: a homepage or an unsourced deadline is an error: no source supports a specific fact otherwise
+_SOURCE_SEVERITY: Literal["error", "warning"] = "error"
 _TOPICS_FILE = Path(__file__).with_name("topics.yml")
 
 
@@ -46,6 +57,19 @@ class Source(BaseModel):
 
     title: str = Field(min_length=3)
     url: str
+    #: the source's title in other languages, shown to a reader of that language
+    titles: dict[str, str] = Field(default_factory=dict)
+    #: a whole site named on purpose (a portal to check), not the page that states a fact
+    general: bool = False
+
+    @property
+    def is_homepage(self) -> bool:
+        """A bare site address supports no specific deadline, amount or duty."""
+        rest = re.sub(r"^https?://[^/]+", "", self.url)
+        return rest.strip("/") == "" or rest.startswith("/?")
+
+    def title_in(self, lang: str) -> str:
+        return self.titles.get(lang) or self.title
 
     @field_validator("url")
     @classmethod
@@ -59,8 +83,19 @@ class Translation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=3, max_length=200)
+    #: fits a button whole (clarify choices, the menu)
+    short_title: str | None = Field(default=None, min_length=2, max_length=MAX_SHORT_TITLE_CHARS)
+    #: the short answer shown first on a phone: the key steps and the deadline
+    summary: str | None = Field(default=None, min_length=40, max_length=MAX_SUMMARY_CHARS)
     answer: str = Field(min_length=40, max_length=MAX_ANSWER_CHARS)
     questions: list[str] = Field(min_length=1)
+    #: this translation's own review: who (a role or initials) checked it, when, and against
+    #: which English revision (``hamroh kb revision ID`` prints it)
+    reviewed_on: dt.date | None = None
+    reviewed_by: str | None = Field(default=None, max_length=40)
+    source_version: str | None = Field(default=None, pattern=r"^[0-9a-f]{8}$")
+    #: sources for facts this translation adds for its audience (e.g. a home ministry)
+    sources: list[Source] = Field(default_factory=list)
 
     @field_validator("questions")
     @classmethod
@@ -113,6 +148,23 @@ class Entry(BaseModel):
 
     def expired(self, today: dt.date) -> bool:
         return self.review_by < today
+
+    def stale_translations(self) -> list[str]:
+        """Languages whose review was against an older English text than the one shipped now."""
+        if "en" not in self.translations:
+            return []
+        current = english_revision(self)
+        return sorted(lang for lang, tr in self.translations.items()
+                      if lang != "en" and tr.source_version is not None and tr.source_version != current)
+
+
+def english_revision(entry: Entry) -> str:
+    """A short fingerprint of the English text; a translation names the one it was checked against."""
+    en = entry.translations.get("en")
+    if en is None:
+        return ""
+    text = "\n".join([en.title, en.summary or "", en.answer])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -211,7 +263,29 @@ def _check_entry(file: str, entry: Entry, topics: dict[str, Topic], stem: str) -
         problems.append(Problem(file, "review_by", f"review date {entry.review_by} has passed",
                                 "re-check the facts against the sources and move review_by forward",
                                 severity="warning"))
+    for i, source in enumerate(entry.sources):
+        if source.is_homepage and not source.general:
+            problems.append(Problem(file, f"sources.{i}.url", f"{source.url} is a bare homepage",
+                                    "cite the page (or law article) that states the fact, or mark the "
+                                    "source general: true if it is a portal the reader should check",
+                                    severity=_SOURCE_SEVERITY))
+    specific = any(not s.general and not s.is_homepage for s in entry.sources)
     for lang, tr in entry.translations.items():
+        for i, source in enumerate(tr.sources):
+            if source.is_homepage and not source.general:
+                problems.append(Problem(file, f"translations.{lang}.sources.{i}.url",
+                                        f"{source.url} is a bare homepage",
+                                        "cite the page that states the fact, or mark it general: true",
+                                        severity=_SOURCE_SEVERITY))
+        own = any(not s.general and not s.is_homepage for s in tr.sources)
+        for name, text in (("summary", tr.summary or ""), ("answer", tr.answer)):
+            fact = _FACT_RE.search(text)
+            if fact and not (specific or own):
+                problems.append(Problem(file, f"translations.{lang}.{name}",
+                                        f"states a deadline or amount ('{fact.group(0)}') that no specific "
+                                        "source backs", "add the official page that states it to sources, "
+                                        "or leave the number out and point to the official service",
+                                        severity=_SOURCE_SEVERITY))
         if len(tr.questions) < 4:
             problems.append(Problem(file, f"translations.{lang}.questions",
                                     f"only {len(tr.questions)} example question(s)",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -26,12 +27,14 @@ from typing import Any, Literal
 
 import bm25s
 import numpy as np
+import regex
+from scipy import sparse
 
 from ._config import IndexConfig, SearchConfig
 from ._embedder import Embedder
 from ._entries import Entry, Source, Translation, content_hash
 from ._index import FaissIndex, IndexManifest, IndexMismatch
-from ._textnorm import lexical_tokens
+from ._textnorm import fold, lexical_tokens
 
 __all__ = [
     "Answer",
@@ -45,7 +48,7 @@ __all__ = [
 ]
 
 Decision = Literal["answer", "clarify", "handoff"]
-_KINDS = ("question", "title", "answer")
+_KINDS = ("question", "title", "answer", "summary")
 
 
 _OOS_FILE = Path(__file__).with_name("data") / "out_of_scope.yml"
@@ -107,6 +110,8 @@ class Hit:
     dense: float
     dense_rank: int | None
     bm25_rank: int | None
+    char_rank: int | None = None
+    char: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,10 @@ class SearchResult:
     candidates: list[Candidate] = field(default_factory=list)
     #: similarity to the closest out-of-scope example (chatter, other domains)
     out_of_scope: float = 0.0
+    #: the answerability features of the top hit (see ``KnowledgeBase.features``)
+    features: dict[str, float] = field(default_factory=dict)
+    #: the calibrated probability that the top entry answers the question (1.0 with no model)
+    answerable: float = 1.0
 
     @property
     def top_topic(self) -> str | None:
@@ -161,6 +170,8 @@ class _Row:
     entry: int
     lang: str
     kind: str
+    #: the position of a question among its translation's questions (0 for other kinds)
+    n: int = 0
 
 
 def _clean_query(text: str, max_chars: int) -> str:
@@ -185,13 +196,168 @@ def _eligible(entry: Entry, profile: Profile | None) -> bool:
     return not (profile.stage and entry.stage not in ("any", profile.stage))
 
 
+# ---------------------------------------------------------------------------- scripts
+_SCRIPT_NAMES = {"LATIN": "Latn", "CYRILLIC": "Cyrl", "ARABIC": "Arab", "BENGALI": "Beng", "SINHALA": "Sinh",
+                 "TAMIL": "Taml", "DEVANAGARI": "Deva"}
+
+
+def script_of(text: str) -> str | None:
+    """The script most of the question's letters are written in (``Cyrl``, ``Arab``, ``Latn``...).
+
+    Why: channel weights are calibrated per script as well as per language, and the script is read
+    from the text itself, so Russian typed in Latin letters gets the Latin weights.
+    """
+    counts: dict[str, int] = {}
+    for ch in text[:300]:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "").split(" ", 1)[0]
+            code = _SCRIPT_NAMES.get(name)
+            if code:
+                counts[code] = counts.get(code, 0) + 1
+    return max(counts, key=lambda c: counts[c]) if counts else None
+
+
+# ---------------------------------------------------------------------------- vector cache
+class EmbeddingCache:
+    """Vectors of texts already embedded, on disk, keyed by model, prefix kind and text.
+
+    Why: embedding every answer with PyTorch takes minutes on two cores; an edited entry should cost
+    the embedding of what changed, not of the whole knowledge base (and the 12 new topics only
+    their own texts).
+    """
+
+    def __init__(self, path: Path | None, model_id: str) -> None:
+        self.path = path
+        self.model_id = model_id
+        self._vectors: dict[str, np.ndarray] = {}
+        self._dirty = False
+        if path is not None:
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    keys, vectors = data["keys"], data["vectors"]
+                    self._vectors = {str(k): v for k, v in zip(keys, vectors, strict=True)}
+            except (OSError, ValueError, KeyError):
+                self._vectors = {}
+
+    def _key(self, kind: str, text: str) -> str:
+        return hashlib.sha256(f"{self.model_id}\x00{kind}\x00{text}".encode()).hexdigest()[:24]
+
+    def embed(self, texts: Sequence[str], kind: str, fn: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        keys = [self._key(kind, t) for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items())
+        if missing:
+            vectors = fn([t for _, t in missing])
+            for (k, _), v in zip(missing, vectors, strict=True):
+                self._vectors[k] = np.asarray(v, dtype=np.float32)
+            self._dirty = True
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32, copy=False)
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                keys = list(self._vectors)
+                np.savez(fh, keys=np.array(keys), vectors=np.stack([self._vectors[k] for k in keys]))
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            pass  # read-only: the next build embeds again
+
+
+# ---------------------------------------------------------------------------- character n-grams
+_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+
+
+def char_ngrams(text: str, lo: int = 3, hi: int = 5) -> list[str]:
+    """Character n-grams of the folded words, each padded with spaces (``char_wb``-style).
+
+    Why: Tajik and Kyrgyz morphology and spelling variants (``регистратсия`` / ``регистрация``,
+    ``patent``/``патент``) share n-grams where whole words and a small model's vectors do not.
+    """
+    out: list[str] = []
+    for word in _WORD.findall(fold(text)):
+        padded = f" {word} "
+        for n in range(lo, hi + 1):
+            if len(padded) < n:
+                break
+            out.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+    return out
+
+
+class _CharIndex:
+    """TF-IDF over character n-grams (sublinear tf, l2-normalised), cosine by one sparse product."""
+
+    def __init__(self, docs: Sequence[Sequence[str]]) -> None:
+        vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        for d, grams in enumerate(docs):
+            counts: dict[int, int] = {}
+            for g in grams:
+                j = vocab.setdefault(g, len(vocab))
+                counts[j] = counts.get(j, 0) + 1
+            for j, c in counts.items():
+                rows.append(d)
+                cols.append(j)
+                vals.append(1.0 + math.log(c))
+        n_docs = max(1, len(docs))
+        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), max(1, len(vocab))), dtype=np.float32)
+        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=max(1, len(vocab)))
+        self.idf = (np.log((1 + n_docs) / (1 + df)) + 1.0).astype(np.float32)
+        matrix = matrix.multiply(self.idf[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        self.matrix = sparse.csr_matrix(matrix.multiply(1.0 / norms[:, None]), dtype=np.float32)
+        self.matrix_t = self.matrix.T.tocsr()
+        self.vocab = vocab
+
+    def scores(self, text: str) -> np.ndarray:
+        counts: dict[int, int] = {}
+        for g in char_ngrams(text):
+            j = self.vocab.get(g)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return np.zeros(self.matrix.shape[0], np.float32)
+        idx = np.fromiter(counts, dtype=np.int64)
+        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[idx]
+        # unknown n-grams still count in the query's norm: a question mostly made of words the
+        # knowledge base never uses must not look like a perfect match
+        total = len(char_ngrams(text))
+        norm = math.sqrt(float(np.sum(w * w)) + max(0, total - int(sum(counts.values()))) * float(self.idf.max()) ** 2)
+        sub = self.matrix_t[idx]
+        return np.asarray(sub.T @ (w / max(norm, 1e-9))).ravel()
+
+
+# ---------------------------------------------------------------------------- answerability
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
+
+
+@dataclass(frozen=True)
+class _Doc:
+    """One translation's lexical document: the entry, its language and which questions it keeps."""
+
+    entry: int
+    lang: str
+    texts: tuple[str, ...]
+
+
 class KnowledgeBase:
-    """Curated entries, their vectors and BM25 postings, and the decision rule."""
+    """Curated entries, their vectors, BM25 and character n-gram postings, and the decision rule."""
 
     def __init__(self, entries: Sequence[Entry], embedder: Embedder, index: FaissIndex, rows: Sequence[_Row],
                  config: SearchConfig, *, fallbacks: Mapping[str, Sequence[str]] | None = None,
                  default_lang: str = "en", manifest: IndexManifest | None = None,
-                 out_of_scope: Sequence[str] | None = None, cache_dir: Path | None = None) -> None:
+                 out_of_scope: Sequence[str] | None = None, cache_dir: Path | None = None,
+                 hidden_rows: Iterable[int] = (), hidden_entries: Iterable[int] = (),
+                 _oos_vectors: np.ndarray | None = None, _token_cache: dict[str, list[str]] | None = None) -> None:
         self.entries = list(entries)
         self.embedder = embedder
         self.index = index
@@ -201,56 +367,128 @@ class KnowledgeBase:
         self.default_lang = default_lang
         self.manifest = manifest
         self._by_id = {e.id: e for e in self.entries}
-        examples = list(out_of_scope if out_of_scope is not None else load_out_of_scope())
-        self._oos = _embed_cached(embedder, examples, cache_dir) if examples else None
-        self._bm25_docs: list[int] = []
-        corpus: list[list[str]] = []
+        self._hidden_rows = frozenset(hidden_rows)
+        self._hidden_entries = frozenset(hidden_entries)
+        if _oos_vectors is not None:
+            self._oos: np.ndarray | None = _oos_vectors
+        else:
+            examples = list(out_of_scope if out_of_scope is not None else load_out_of_scope())
+            self._oos = _embed_cached(embedder, examples, cache_dir) if examples else None
+        self._tokens_cache = _token_cache if _token_cache is not None else {}
+        hidden_questions = {(r.entry, r.lang, r.n) for i, r in enumerate(self.rows)
+                            if i in self._hidden_rows and r.kind == "question"}
+        docs: list[_Doc] = []
         for i, entry in enumerate(self.entries):
-            for tr in entry.translations.values():
-                corpus.append(lexical_tokens(" ".join([tr.title, *tr.questions])))
-                self._bm25_docs.append(i)
+            if i in self._hidden_entries:
+                continue
+            for lang, tr in entry.translations.items():
+                kept = [q for n, q in enumerate(tr.questions) if (i, lang, n) not in hidden_questions]
+                docs.append(_Doc(i, lang, (tr.title, *kept)))
+        self._docs = docs
+        self._bm25_docs = [d.entry for d in docs]
+        corpus = [self._tokens(" ".join(d.texts)) for d in docs]
         self._bm25 = bm25s.BM25()
         vocab: dict[str, int] = {}
         ids = [[vocab.setdefault(tok, len(vocab)) for tok in doc] for doc in corpus]
         self._vocab = vocab
         self._bm25.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        self._char = _CharIndex([char_ngrams(" ".join(d.texts)) for d in docs])
+        # answerability: what each entry says in any language (titles, kept questions, summaries,
+        # answers), as lexical tokens, and how rare each token is across entries
+        self._entry_tokens: dict[int, frozenset[str]] = {}
+        for i, entry in enumerate(self.entries):
+            if i in self._hidden_entries:
+                continue
+            bag: set[str] = set()
+            for lang, tr in entry.translations.items():
+                kept = [q for n, q in enumerate(tr.questions) if (i, lang, n) not in hidden_questions]
+                for text in (tr.title, tr.summary or "", tr.answer, *kept):
+                    bag.update(self._tokens(text))
+            self._entry_tokens[i] = frozenset(bag)
+        df: dict[str, int] = {}
+        for entry_bag in self._entry_tokens.values():
+            for tok in entry_bag:
+                df[tok] = df.get(tok, 0) + 1
+        n_entries = max(1, len(self._entry_tokens))
+        self._idf = {tok: math.log((1 + n_entries) / (0.5 + c)) for tok, c in df.items()}
+        self._idf_unknown = math.log((1 + n_entries) / 0.5)
+
+    def _tokens(self, text: str) -> list[str]:
+        cached = self._tokens_cache.get(text)
+        if cached is None:
+            cached = self._tokens_cache[text] = lexical_tokens(text)
+        return cached
+
+    def masked(self, *, rows: Iterable[int] = (), entries: Iterable[int] = ()) -> KnowledgeBase:
+        """The same knowledge base without some indexed texts or whole entries, for held-out evaluation.
+
+        Why masking and not re-embedding: the vectors do not change when a text is left out, so a fold
+        costs a flat index over the kept vectors and the lexical postings, not minutes of PyTorch.
+        """
+        hidden_entries = set(entries)
+        hidden_rows = set(rows) | {i for i, r in enumerate(self.rows) if r.entry in hidden_entries}
+        vectors = self.vectors()
+        keep = np.array([i for i in range(len(self.rows)) if i not in hidden_rows], dtype=np.int64)
+        index = FaissIndex.build(vectors[keep], keep, approximate_above=10**9)
+        return KnowledgeBase(self.entries, self.embedder, index, self.rows, self.config, fallbacks=self.fallbacks,
+                             default_lang=self.default_lang, manifest=self.manifest, hidden_rows=hidden_rows,
+                             hidden_entries=hidden_entries, _oos_vectors=self._oos, _token_cache=self._tokens_cache)
+
+    def vectors(self) -> np.ndarray:
+        """Row vectors in row order (the held-out evaluation reuses a question's own vector as the query)."""
+        cached = getattr(self, "_vectors", None)
+        if cached is None:
+            cached = self._vectors = self.index.vectors()
+        return cached
 
     # ------------------------------------------------------------------ building
     @staticmethod
-    def _texts(entries: Sequence[Entry], embed_answers: bool) -> tuple[list[str], list[str], list[_Row]]:
+    def _texts(entries: Sequence[Entry], embed_answers: bool,
+               embed_summaries: bool = False) -> tuple[list[str], list[str], list[_Row]]:
         queries: list[str] = []
         passages: list[str] = []
         rows_q: list[_Row] = []
         rows_p: list[_Row] = []
         for i, entry in enumerate(entries):
             for lang, tr in entry.translations.items():
-                for q in tr.questions:
+                for n, q in enumerate(tr.questions):
                     queries.append(q)
-                    rows_q.append(_Row(i, lang, "question"))
+                    rows_q.append(_Row(i, lang, "question", n))
                 queries.append(tr.title)
                 rows_q.append(_Row(i, lang, "title"))
                 if embed_answers:
                     passages.append(tr.answer)
                     rows_p.append(_Row(i, lang, "answer"))
+                if embed_summaries and tr.summary:
+                    passages.append(tr.summary)
+                    rows_p.append(_Row(i, lang, "summary"))
         return queries, passages, rows_q + rows_p
 
     @classmethod
     def build_index(cls, entries: Sequence[Entry], embedder: Embedder, config: IndexConfig, *,
-                    progress: bool = False) -> tuple[FaissIndex, list[_Row], IndexManifest]:
+                    progress: bool = False, cache: EmbeddingCache | None = None,
+                    ) -> tuple[FaissIndex, list[_Row], IndexManifest]:
         start = time.perf_counter()
-        queries, passages, rows = cls._texts(entries, config.embed_answers)
-        chunks: list[np.ndarray] = []
-        step = 256
-        iterator: Iterable[int] = range(0, len(queries), step)
-        if progress:
-            from tqdm import tqdm
+        queries, passages, rows = cls._texts(entries, config.embed_answers, config.embed_summaries)
+        cache = cache or EmbeddingCache(None, embedder.model_id)
 
-            iterator = tqdm(iterator, desc="embedding questions", unit="batch",
-                            total=(len(queries) + step - 1) // step)
-        for lo in iterator:
-            chunks.append(embedder.embed_queries(queries[lo:lo + step]))
+        def embed_queries(texts: list[str]) -> np.ndarray:
+            chunks: list[np.ndarray] = []
+            step = 256
+            iterator: Iterable[int] = range(0, len(texts), step)
+            if progress:
+                from tqdm import tqdm
+
+                iterator = tqdm(iterator, desc="embedding questions", unit="batch",
+                                total=(len(texts) + step - 1) // step)
+            for lo in iterator:
+                chunks.append(embedder.embed_queries(texts[lo:lo + step]))
+            return np.concatenate(chunks)
+
+        chunks = [cache.embed(queries, "query", embed_queries)] if queries else []
         if passages:
-            chunks.append(embedder.embed_passages(passages, progress=progress))
+            chunks.append(cache.embed(passages, "passage", lambda t: embedder.embed_passages(t, progress=progress)))
+        cache.save()
         vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dim), np.float32)
         index = FaissIndex.build(vectors, approximate_above=config.approximate_above, hnsw_m=config.hnsw_m,
                                  ef_construction=config.hnsw_ef_construction, ef_search=config.hnsw_ef_search)
@@ -269,19 +507,26 @@ class KnowledgeBase:
         entries = sorted(entries, key=lambda e: e.id)
         directory = index_config.dir if index_config.dir.is_absolute() or root is None else root / index_config.dir
         digest = content_hash(entries)
+        expected_rows = cls._texts(entries, index_config.embed_answers, index_config.embed_summaries)[2]
         if not rebuild:
             try:
                 index, manifest, version = FaissIndex.load(directory, expect_model=embedder.model_id,
                                                            expect_dim=embedder.dim, expect_hash=digest)
-                rows = [_Row(*r) for r in json.loads((version / "rows.json").read_text())]
+                stored = json.loads((version / "rows.json").read_text())
+                # indexes written before rows carried a question's position hold the same rows in
+                # the same order: compare entry, language and kind only
+                if [list(r)[:3] for r in stored] != [[r.entry, r.lang, r.kind] for r in expected_rows]:
+                    raise IndexMismatch("the index holds other texts than the configuration asks for")
+                rows = expected_rows
                 return cls(entries, embedder, index, rows, search_config, manifest=manifest, cache_dir=directory,
                            **kwargs)
-            except (IndexMismatch, OSError, ValueError) as exc:
+            except (IndexMismatch, OSError, ValueError, TypeError) as exc:
                 if on_build:
                     on_build(f"building the index ({exc})")
-        index, rows, manifest = cls.build_index(entries, embedder, index_config, progress=progress)
+        cache = EmbeddingCache(directory / "embeddings.npz" if save else None, embedder.model_id)
+        index, rows, manifest = cls.build_index(entries, embedder, index_config, progress=progress, cache=cache)
         if save:
-            blob = json.dumps([[r.entry, r.lang, r.kind] for r in rows]).encode()
+            blob = json.dumps([[r.entry, r.lang, r.kind, r.n] for r in rows]).encode()
             index.save(directory, manifest, extra={"rows.json": blob})
         return cls(entries, embedder, index, rows, search_config, manifest=manifest,
                    cache_dir=directory if save else None, **kwargs)
@@ -310,6 +555,9 @@ class KnowledgeBase:
     def get(self, entry_id: str) -> Entry | None:
         return self._by_id.get(entry_id)
 
+    def _visible(self, entry: int, profile: Profile | None) -> bool:
+        return entry not in self._hidden_entries and _eligible(self.entries[entry], profile)
+
     def _dense(self, qvec: np.ndarray, profile: Profile | None) -> dict[int, float]:
         scores, ids = self.index.search(qvec[None, :], self.config.dense_candidates)
         best: dict[int, float] = {}
@@ -317,7 +565,7 @@ class KnowledgeBase:
             if row_id < 0:
                 continue
             row = self.rows[int(row_id)]
-            if row.entry in best or not _eligible(self.entries[row.entry], profile):
+            if row.entry in best or not self._visible(row.entry, profile):
                 continue
             best[row.entry] = float(score)
         return best
@@ -338,50 +586,127 @@ class KnowledgeBase:
         best: dict[int, float] = {}
         for doc in positive.tolist():
             entry = self._bm25_docs[doc]
-            if entry not in best and _eligible(self.entries[entry], profile):
+            if entry not in best and self._visible(entry, profile):
                 best[entry] = float(scores[doc])
         return best
 
+    def _chars(self, query: str, profile: Profile | None) -> dict[int, float]:
+        scores = self._char.scores(query)
+        positive = np.flatnonzero(scores > 0)
+        positive = positive[np.argsort(-scores[positive], kind="stable")][:100]
+        best: dict[int, float] = {}
+        for doc in positive.tolist():
+            entry = self._bm25_docs[doc]
+            if entry not in best and self._visible(entry, profile):
+                best[entry] = float(scores[doc])
+        return best
+
+    def coverage(self, query: str, entry: int) -> tuple[float, float]:
+        """How much of the question the entry speaks about: IDF-weighted share of its words found
+        in the entry (any language), over the words the knowledge base knows and over all words.
+
+        Why: "open a bank account in Russia" is near the returnee-business entry in meaning, but
+        "bank" and "account" appear nowhere in it; a question an entry answers shares its rare words.
+        """
+        tokens = set(lexical_tokens(query))
+        bag = self._entry_tokens.get(entry, frozenset())
+        known = {t: self._idf[t] for t in tokens if t in self._idf}
+        total_known = sum(known.values())
+        hit = sum(w for t, w in known.items() if t in bag)
+        unknown = len(tokens) - len(known)
+        total_all = total_known + unknown * self._idf_unknown
+        return (hit / total_known if total_known else 0.0, hit / total_all if total_all else 0.0)
+
     def search(self, query: str, lang: str | None = None, profile: Profile | None = None,
-               *, limit: int = 10) -> SearchResult:
+               *, limit: int = 10, qvec: np.ndarray | None = None) -> SearchResult:
         text = _clean_query(query, self.config.max_query_chars)
-        qvec = self.embedder.embed_queries([text])[0]
+        if qvec is None:
+            qvec = self.embedder.embed_queries([text])[0]
         dense = self._dense(qvec, profile)
         lexical = self._lexical(text, profile)
+        script = script_of(text)
+        weights = self.config.weights_for(lang, script)
+        chars = self._chars(text, profile) if weights.char > 0 or self.config.answerability else {}
         cfg = self.config
         dense_rank = {e: r for r, e in enumerate(sorted(dense, key=lambda e: -dense[e]))}
         lex_rank = {e: r for r, e in enumerate(sorted(lexical, key=lambda e: -lexical[e]))}
+        char_rank = {e: r for r, e in enumerate(sorted(chars, key=lambda e: -chars[e]))}
         fused: dict[int, float] = {}
-        for e, r in dense_rank.items():
-            fused[e] = fused.get(e, 0.0) + cfg.dense_weight / (cfg.rrf_k + r + 1)
-        for e, r in lex_rank.items():
-            fused[e] = fused.get(e, 0.0) + cfg.bm25_weight / (cfg.rrf_k + r + 1)
+        for ranks, weight in ((dense_rank, weights.dense), (lex_rank, weights.bm25), (char_rank, weights.char)):
+            if weight <= 0:
+                continue
+            for e, r in ranks.items():
+                fused[e] = fused.get(e, 0.0) + weight / (cfg.rrf_k + r + 1)
         order = sorted(fused, key=lambda e: (-fused[e], -dense.get(e, 0.0)))[:limit]
-        hits = [Hit(self.entries[e], fused[e], dense.get(e, 0.0), dense_rank.get(e), lex_rank.get(e))
-                for e in order]
+        hits = [Hit(self.entries[e], fused[e], dense.get(e, 0.0), dense_rank.get(e), lex_rank.get(e),
+                    char_rank.get(e), chars.get(e, 0.0)) for e in order]
         oos = float(np.max(self._oos @ qvec)) if self._oos is not None else 0.0
-        return self._decide(hits, lang, oos)
+        features: dict[str, float] = {}
+        if order:
+            features = self.features(text, script, order[0], hits, dense_rank, lex_rank, char_rank, chars, oos)
+        return self._decide(hits, lang, oos, features)
 
-    def _decide(self, hits: list[Hit], lang: str | None, oos: float = 0.0) -> SearchResult:
+    def features(self, text: str, script: str | None, top: int, hits: Sequence[Hit], dense_rank: Mapping[int, int],
+                 lex_rank: Mapping[int, int], char_rank: Mapping[int, int], chars: Mapping[int, float],
+                 oos: float) -> dict[str, float]:
+        """Answerability features of the top entry (names match ``search.answerability`` in config.yml)."""
+        top_hit = hits[0]
+        topic = top_hit.entry.topic
+        rivals = [h for h in hits[1:] if h.entry.topic != topic]
+
+        def leads(ranks: Mapping[int, int]) -> float:
+            first = min(ranks, key=lambda e: ranks[e]) if ranks else None
+            return 1.0 if first is not None and self.entries[first].topic == topic else 0.0
+
+        known, everything = self.coverage(text, top)
+        char_top = chars.get(top, 0.0)
+        feats = {
+            "dense": top_hit.dense,
+            "gap": top_hit.dense - max((h.dense for h in rivals), default=0.0),
+            "margin": (top_hit.fused - rivals[0].fused) / top_hit.fused if rivals and top_hit.fused else 1.0,
+            "agree": (leads(dense_rank) + leads(lex_rank) + leads(char_rank)) / 3.0,
+            "coverage": known,
+            "coverage_all": everything,
+            "char": char_top,
+            "oos_gap": top_hit.dense - oos,
+        }
+        if script:
+            feats[f"script:{script}"] = 1.0
+        return feats
+
+    def answerability(self, features: Mapping[str, float]) -> float:
+        model = self.config.answerability
+        if not model or not features:
+            return 1.0
+        z = model.get("bias", 0.0) + sum(w * features.get(name, 0.0) for name, w in model.items() if name != "bias")
+        return _sigmoid(z)
+
+    def _decide(self, hits: list[Hit], lang: str | None, oos: float = 0.0,
+                features: Mapping[str, float] | None = None) -> SearchResult:
         t = self.config.thresholds
+        feats = dict(features or {})
+        p = self.answerability(feats)
         if not hits:
-            return SearchResult("handoff", "nothing in the knowledge base matches", hits, out_of_scope=oos)
+            return SearchResult("handoff", "nothing in the knowledge base matches", hits, out_of_scope=oos,
+                                features=feats, answerable=p)
         top = hits[0]
         top_dense = max(h.dense for h in hits[:3])
         if top_dense < t.handoff_below:
             return SearchResult("handoff", f"best similarity {top_dense:.3f} < {t.handoff_below}", hits,
-                                out_of_scope=oos)
+                                out_of_scope=oos, features=feats, answerable=p)
         if oos >= top_dense - t.out_of_scope_margin:
             return SearchResult("handoff", f"closer to out-of-scope examples ({oos:.3f} vs {top_dense:.3f})",
-                                hits, out_of_scope=oos)
+                                hits, out_of_scope=oos, features=feats, answerable=p)
         # entries of the same topic are variants of one answer (e.g. per country): they do not compete
         rivals = [h for h in hits[1:] if h.entry.topic != top.entry.topic]
         margin = (top.fused - rivals[0].fused) / top.fused if rivals else 1.0
         gap = top.dense - max((h.dense for h in rivals), default=0.0)
         same_topic = [h for h in hits[1:4] if h.entry.topic == top.entry.topic and h.fused >= 0.9 * top.fused]
-        why = f"similarity {top.dense:.3f}, gap {gap:.3f}, margin {margin:.2f}"
-        if top.dense >= t.answer_min and gap >= t.answer_gap and margin >= t.answer_margin and not same_topic:
-            return SearchResult("answer", why, hits, answer=self.answer_for(top.entry, lang), out_of_scope=oos)
+        why = f"similarity {top.dense:.3f}, gap {gap:.3f}, margin {margin:.2f}, answerable {p:.2f}"
+        if top.dense >= t.answer_min and gap >= t.answer_gap and margin >= t.answer_margin and not same_topic \
+                and p >= t.answerable_min:
+            return SearchResult("answer", why, hits, answer=self.answer_for(top.entry, lang), out_of_scope=oos,
+                                features=feats, answerable=p)
         close = [top, *[h for h in hits[1:] if h.dense >= top.dense - t.clarify_within][:2]]
         if len(close) < 2:
             close = hits[:2]
@@ -389,4 +714,5 @@ class KnowledgeBase:
         for h in close:
             code, tr, _ = self.localise(h.entry, lang)
             candidates.append(Candidate(h.entry.id, h.entry.topic, tr.title, code))
-        return SearchResult("clarify", why, hits, candidates=candidates, out_of_scope=oos)
+        return SearchResult("clarify", why, hits, candidates=candidates, out_of_scope=oos, features=feats,
+                            answerable=p)

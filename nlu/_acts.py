@@ -25,7 +25,7 @@ import numpy.typing as npt
 from ._data import NluDataError, TrainingExample, parse_rasa_nlu, read_data_text
 from ._lexicon import Lexicon
 from ._text import tokens
-from ._types import ACTS, CRISIS_KINDS, CrisisKind, DialogueAct, QueryEmbedder
+from ._types import ACTS, CRISIS_KINDS, RULE_ONLY_ACTS, CrisisKind, DialogueAct, QueryEmbedder
 
 __all__ = ["ActScores", "ExampleIndex", "SocialRules", "load_training_examples"]
 
@@ -48,6 +48,25 @@ class SocialRules:
         self._emoji = lexicon.emoji
         self._longest = lexicon.longest_phrase
         self._ask_human = lexicon.ask_human
+        self._menu = lexicon.menu
+
+    def asks_for_menu(self, folded: str) -> bool:
+        """The whole message asks what the bot can do: "help", "menu", "?", "yordam", "помощь".
+
+        Only the bare word (with filler such as "please"): "help me, they beat me" is a plea that
+        the crisis rules see first, and "help with my patent" is a question.
+        """
+        stripped = folded.strip()
+        if stripped and set(stripped) <= set("?？؟ "):
+            return True
+        toks = tokens(folded)
+        if not toks or len(toks) > 4:
+            return False
+        rest = [t for t in toks if t not in self._filler]
+        if not rest:
+            return False
+        phrase = tuple(rest)
+        return any(phrase == p for p in self._menu)
 
     def social_act(self, folded: str) -> DialogueAct | None:
         """The social act of a message that is nothing but social phrases, else None.
@@ -92,7 +111,7 @@ def load_training_examples() -> list[TrainingExample]:
             raise NluDataError(f"nlu/data/nlu.yml: unknown intent {ex.intent!r}")
         if ex.intent == "crisis" and ex.sub not in CRISIS_KINDS:
             raise NluDataError(f"nlu/data/nlu.yml: crisis examples need a kind, e.g. crisis/violence: {ex.text!r}")
-    missing = set(ACTS) - {ex.intent for ex in examples}
+    missing = set(ACTS) - set(RULE_ONLY_ACTS) - {ex.intent for ex in examples}
     if missing:
         raise NluDataError(f"nlu/data/nlu.yml: no examples for {sorted(missing)}")
     return examples
@@ -190,6 +209,8 @@ class ExampleIndex:
         sims = matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
         by_act: dict[DialogueAct, float] = {}
         for act, rows in self._rows.items():
+            if len(rows) == 0:  # a rule-only act ("menu") has no examples to compare with
+                continue
             values = sims[rows]
             k = min(_K, len(values))
             top = np.partition(values, len(values) - k)[len(values) - k :]

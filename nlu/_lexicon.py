@@ -31,6 +31,8 @@ class Lexicon:
     filler: frozenset[str]
     emoji: Mapping[DialogueAct, frozenset[str]]
     ask_human: tuple[re.Pattern[str], ...]
+    #: whole-message phrases that open the menu ("help", "menu", "yordam", "помощь")
+    menu: frozenset[tuple[str, ...]]
     crisis: Mapping[CrisisKind, tuple[re.Pattern[str], ...]]
     generic_frames: tuple[re.Pattern[str], ...]
     conditional_frames: tuple[re.Pattern[str], ...]
@@ -118,6 +120,7 @@ def load_lexicon() -> Lexicon:
         filler=filler,
         emoji=emoji,
         ask_human=_patterns(data.get("ask_human"), "ask_human"),
+        menu=frozenset(p for p in (_phrase(str(x)) for x in data.get("menu") or ()) if p),
         crisis=crisis,
         generic_frames=_patterns(frames.get("generic"), "frames.generic"),
         conditional_frames=_patterns(frames.get("conditional"), "frames.conditional"),

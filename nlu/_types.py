@@ -17,6 +17,7 @@ __all__ = [
     "ACTS",
     "CRISIS_KINDS",
     "LANGUAGES",
+    "RULE_ONLY_ACTS",
     "STAGES",
     "CrisisKind",
     "DialogueAct",
@@ -34,14 +35,16 @@ LANGUAGES: Final[tuple[str, ...]] = (
     "en", "ru", "uz", "ky", "tg", "kk", "bn", "ur", "ar", "ckb", "si", "ta", "ps", "prs",
 )  # fmt: skip
 
-DialogueAct = Literal["greet", "thanks", "goodbye", "ask_human", "question", "crisis"]
-ACTS: Final[tuple[DialogueAct, ...]] = ("greet", "thanks", "goodbye", "ask_human", "question", "crisis")
+DialogueAct = Literal["greet", "thanks", "goodbye", "ask_human", "question", "crisis", "menu"]
+ACTS: Final[tuple[DialogueAct, ...]] = ("greet", "thanks", "goodbye", "ask_human", "question", "crisis", "menu")
+#: acts decided by closed phrase lists only (no embedded examples): "help", "menu", "?"
+RULE_ONLY_ACTS: Final[tuple[DialogueAct, ...]] = ("menu",)
 
 CrisisKind = Literal[
-    "locked_in", "violence", "sexual_abuse", "detained", "threatened", "suicidal", "medical", "trafficked"
+    "locked_in", "violence", "sexual_abuse", "detained", "threatened", "self_harm", "medical", "trafficking"
 ]
 CRISIS_KINDS: Final[tuple[CrisisKind, ...]] = (
-    "locked_in", "violence", "sexual_abuse", "detained", "threatened", "suicidal", "medical", "trafficked",
+    "locked_in", "violence", "sexual_abuse", "detained", "threatened", "self_harm", "medical", "trafficking",
 )  # fmt: skip
 
 Stage = Literal["planning", "abroad", "returned"]

@@ -39,6 +39,8 @@ _log = logging.getLogger(__name__)
 #: the model's sequence limit would cut the rest anyway.
 _EMBED_CHARS: Final = 1000
 _SOCIAL_EMBED_MAX_TOKENS: Final = 5
+#: a message of this many words that no closed phrase list settles is a request, not small talk
+_SOCIAL_QUESTION_TOKENS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,8 @@ class Understander:
         signal = rules.crisis.scan(folded)
         if signal.kind is not None:
             return "crisis", signal.kind, 0.95
+        if rules.social.asks_for_menu(folded):
+            return "menu", None, 0.95
         social = rules.social.social_act(folded)
         if social is not None:
             return social, None, 0.95
@@ -153,7 +157,8 @@ class Understander:
         scores = self._scores(cleaned)
         if scores is None:
             return "question", None, 0.3
-        return self._decide(scores, signal, len(tokens(folded)))
+        asks = "?" in cleaned or "؟" in cleaned or len(tokens(folded)) >= _SOCIAL_QUESTION_TOKENS
+        return self._decide(scores, signal, len(tokens(folded)), asks)
 
     def _scores(self, cleaned: str) -> ActScores | None:
         try:
@@ -167,7 +172,7 @@ class Understander:
         return self._index().scores(vector)
 
     def _decide(
-        self, scores: ActScores, signal: CrisisSignal, n_tokens: int
+        self, scores: ActScores, signal: CrisisSignal, n_tokens: int, asks: bool = False
     ) -> tuple[DialogueAct, CrisisKind | None, float]:
         th = self._thresholds
         crisis = scores.by_act["crisis"]
@@ -184,8 +189,11 @@ class Understander:
         candidates.pop("crisis")
         act = max(candidates, key=candidates.__getitem__)
         lead = candidates[act] - candidates["question"]
-        if act in ("greet", "thanks", "goodbye") and (n_tokens > _SOCIAL_EMBED_MAX_TOKENS or lead < th.act_margin):
-            # A long message that merely resembles "thank you" is still a question.
+        if act in ("greet", "thanks", "goodbye") and (
+                n_tokens > _SOCIAL_EMBED_MAX_TOKENS or lead < th.act_margin or asks):
+            # A long message that merely resembles "thank you" is still a question, and so is a short
+            # one that asks something ("আজকের আবহাওয়া কেমন?"): small talk only when unambiguous,
+            # since answering "how is the weather?" with "goodbye" is a confident wrong answer.
             act = "question"
         elif act == "ask_human" and lead < th.ask_human_margin:
             # Handing over costs a counsellor's time: only when the message clearly asks for it.

@@ -30,6 +30,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
     "autocommit",
+    "checkpoint_after_erasure",
     "create_engine",
     "database_url",
     "open_pool",
@@ -84,10 +85,13 @@ def create_engine(
     """
     parsed = make_url(_with_async_driver(url) if isinstance(url, str) else url)
     backend = parsed.get_backend_name()
+    # a failed statement's message (logged, or shown in a traceback) must not carry its
+    # parameters: they are migrants' messages, counsellors' notes and usernames
+    engine_kwargs.setdefault("hide_parameters", True)
     if backend == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(database).expanduser())
         engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         if database and database != ":memory:":
             # one connection per process: transactions queue in the pool (FIFO, woken at once) instead
@@ -113,6 +117,16 @@ def create_engine(
     )
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (its -wal and -shm files inherit the mode).
+
+    Why: with the default umask the database, which holds conversations, was created 0644.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -125,6 +139,9 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, begin: str) -> No
                 # NORMAL is durable across application crashes in WAL mode and much faster.
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            # erased rows are overwritten with zeros in the file, not just unlinked from the b-tree:
+            # /delete and the retention purge must not leave migrants' texts in free pages
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
@@ -156,6 +173,23 @@ async def autocommit(session: AsyncSession) -> AsyncSession:
     """
     await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
     return session
+
+
+async def checkpoint_after_erasure(engine: AsyncEngine) -> bool:
+    """After erasing people's data on SQLite, copy the WAL into the database and empty it.
+
+    Why: in WAL mode every page a transaction wrote stays in the ``-wal`` file until a
+    checkpoint, and the file is reused, not wiped; the deleted texts were found there in 25
+    copies after /delete. ``secure_delete`` zeroes the freed pages, and ``TRUNCATE`` checkpoints
+    them into the database and cuts the WAL to zero bytes. A no-op (False) on PostgreSQL, or when
+    readers keep the checkpoint from finishing (it is tried again after the next erasure).
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level=AUTOCOMMIT)
+        row = (await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+    return row is not None and int(row[0]) == 0
 
 
 async def open_pool(engine: AsyncEngine) -> int:

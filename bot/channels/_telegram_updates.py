@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from telegram import Chat, Message, Update
 
 from bot.engine import AttachmentKind, IncomingMessage
+from storage import clean_text
 
 __all__ = ["COMMANDS", "MAX_TEXT_CHARS", "Incoming", "incoming_from_update"]
 
@@ -101,7 +102,8 @@ def incoming_from_update(update: Update, user_key: Callable[[int], str]) -> Inco
         if attachment is None:  # a service message (pinned, auto-delete timer...): nothing said
             return None
     if text is not None:
-        text = text[:MAX_TEXT_CHARS] or None
+        # polling reaches here without the webhook's cleaning: make the text storable (replace, never drop)
+        text = clean_text(text[:MAX_TEXT_CHARS]) or None
     message = IncomingMessage(channel=CHANNEL, user_key=user_key(sender.id), message_id=str(update.update_id),
                               text=None if command else text, attachment=attachment, command=command,
                               client_lang=sender.language_code or None)

@@ -38,6 +38,7 @@ from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, TypeH
 
 from bot.engine import ConversationPort, Outgoing
 from bot.privacy import user_key as make_user_key
+from storage import clean_json
 
 from ._telegram_limits import TelegramRateLimiter
 from ._telegram_logging import describe_exception, protect_library_logs
@@ -566,8 +567,10 @@ def telegram_webhook_route(application: Application[Any, Any, Any, Any, Any, Any
             if len(body) > max_body_bytes:
                 return Response(status_code=413)
         try:
-            data = json.loads(body)
-        except ValueError:  # includes bad UTF-8
+            # lone surrogates and NULs replaced, never dropped: storing one failed, and the update
+            # was retried five times and lost; nesting too deep for the decoder is malformed (400)
+            data = clean_json(json.loads(body))
+        except (ValueError, RecursionError):  # ValueError includes bad UTF-8
             return Response(status_code=400)
         update_id = data.get("update_id") if isinstance(data, dict) else None
         if not isinstance(update_id, int) or isinstance(update_id, bool):

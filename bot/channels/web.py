@@ -26,6 +26,7 @@ import contextlib
 import html
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
 from bot.engine import ConversationPort, IncomingMessage
+from storage import RateLimiter as SharedLimiter
+from storage import clean_json
 
 from ._web_frames import ClientFrame, FrameError, error_frame, parse_client_frame, reply_frame
 from ._web_hub import DeliveryLedger, PendingHub
@@ -60,6 +63,8 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 _CHANNEL = "web"
 _HTTP_STATUS = {"rate_limited": 429, "too_long": 413, "bad_frame": 400, "empty": 400, "error": 503}
 _MAX_RETRY_AFTER = 3600.0
+#: a Host header fit for a CSP and a URL: a name or IPv4 address, or a bracketed IPv6 one, and a port
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -146,8 +151,10 @@ def _decode(raw: str | bytes, chat: _WebChat, languages: frozenset[str]) -> Clie
     if len(raw) > chat.limits.max_frame_bytes:
         raise FrameError("too_long")
     try:
-        data = json.loads(raw)
-    except ValueError:
+        # what people typed is made storable here (a lone surrogate or NUL became a 503), and
+        # nesting too deep for the decoder is a malformed frame, not a 500
+        data = clean_json(json.loads(raw))
+    except (ValueError, RecursionError):
         raise FrameError("bad_frame") from None
     return parse_client_frame(data, max_text_chars=chat.limits.max_text_chars, languages=languages)
 
@@ -164,6 +171,9 @@ def create_web_router(
     secure_cookies: bool = False,
     cookie_max_age: int = 30 * 24 * 3600,
     allowed_origins: Sequence[str] = ("*",),
+    trusted_hosts: Sequence[str] = (),
+    limiter: SharedLimiter | None = None,
+    ws_open_per_address: int = 50,
     limits: WebLimits | None = None,
     poll_interval: float = 1.0,
     pending_limit: int = 1000,
@@ -176,12 +186,18 @@ def create_web_router(
     Cookies are ``Secure`` when the request came over HTTPS (directly, or through a proxy uvicorn
     trusts for ``X-Forwarded-Proto``); ``secure_cookies`` forces it. ``allowed_origins`` lists the
     MRC websites that may embed the widget (``*``: any). ``poll_interval`` is how often counsellor
-    replies are looked for while someone is connected.
+    replies are looked for while someone is connected. ``trusted_hosts`` (empty: any well-formed
+    host) are the Host values the pages are built for: the page's CSP and the widget's address
+    come from the Host header. ``limiter`` (shared across workers) applies the ``web_http`` rule
+    to the HTTP endpoints and ``ws_connect`` to new WebSockets, per client address;
+    ``ws_open_per_address`` caps the WebSockets one address holds open in this process.
     """
     limits = limits or WebLimits()
     user_key_of = resolve_user_key_function(key_secret)
     signer = SessionSigner.from_secret(session_secret or key_secret)
     allowed = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+    hosts = frozenset(h.lower() for h in trusted_hosts)
+    open_sockets: dict[str, int] = {}
     files = load_static(static_dir)
     try:
         languages = frozenset(json.loads(files["i18n/languages.json"].body))
@@ -194,7 +210,8 @@ def create_web_router(
     # ------------------------------------------------------------------ helpers
     def cors(request: Request) -> dict[str, str]:
         origin = request.headers.get("origin")
-        if origin and not same_origin(origin, request.headers.get("host")):
+        if origin and not same_origin(origin, request.headers.get("host")) and (
+                origin.rstrip("/").lower() in allowed or "*" in allowed):  # never echo any Origin
             return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
                     "Access-Control-Expose-Headers": "Retry-After"}
         return {}
@@ -233,10 +250,21 @@ def create_web_router(
     def client_ip(request: Request | WebSocket) -> str:
         return request.client.host if request.client else "unknown"
 
-    def gate(request: Request) -> JSONResponse | None:
+    async def shared_limit(request: Request) -> JSONResponse | None:
+        """The configured per-address ceiling on the chat's HTTP requests, counted across workers."""
+        wait = await limiter.hit("web_http", client_ip(request)) if limiter is not None else 0.0
+        if wait:
+            return respond(request, {"frames": [error_frame("rate_limited", retry_after=wait)]}, None, 429,
+                           {"Retry-After": str(int(wait))})
+        return None
+
+    async def gate(request: Request) -> JSONResponse | None:
         """Origin and poll-rate checks shared by the HTTP endpoints."""
         if not origin_allowed(request.headers.get("origin"), request.headers.get("host"), allowed):
             return refuse(request, "forbidden_origin", 403)
+        limited = await shared_limit(request)
+        if limited is not None:
+            return limited
         wait = chat.limiter.take([("poll", client_ip(request), limits.poll)])
         if wait:
             seconds = min(wait, _MAX_RETRY_AFTER)
@@ -261,10 +289,14 @@ def create_web_router(
             pass
 
     def page(name: str, request: Request) -> Response:
+        host = request.headers.get("host", "")
+        if not _HOST.fullmatch(host) or (hosts and host.lower() not in hosts and
+                                         host.lower().rsplit(":", 1)[0] not in hosts):
+            # the Host header goes into the page's CSP and the widget's server address
+            return Response("unknown host", status_code=400, media_type="text/plain")
         here = str(request.url.replace(query=None, fragment=None))
         base = here.rsplit("/", 1)[0] if not here.endswith("/") else here.rstrip("/")
         body = files[name].body.decode().replace("__HAMROH_URL__", html.escape(base, quote=True))
-        host = request.headers.get("host", "")
         csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'none'; "
                "frame-ancestors 'self'")
@@ -309,7 +341,7 @@ def create_web_router(
     @router.post("/api/chat/session")
     async def chat_session(request: Request) -> JSONResponse:
         """Start (or, after "delete my data", replace) the anonymous session."""
-        refused = gate(request)
+        refused = await gate(request)
         if refused is not None:
             return refused
         raw = await read_body(request)
@@ -327,6 +359,9 @@ def create_web_router(
         """One frame over plain HTTP; the answer comes back in the response."""
         if not origin_allowed(request.headers.get("origin"), request.headers.get("host"), allowed):
             return refuse(request, "forbidden_origin", 403)
+        limited = await shared_limit(request)
+        if limited is not None:
+            return limited
         raw = await read_body(request)
         if raw is None:
             return refuse(request, "too_long", 413)
@@ -351,7 +386,7 @@ def create_web_router(
     @router.get("/api/chat/poll")
     async def chat_poll(request: Request, wait: float = 0.0, ack: str = "") -> JSONResponse:
         """Acknowledge delivered replies, then wait (long-poll) for counsellor replies."""
-        refused = gate(request)
+        refused = await gate(request)
         if refused is not None:
             return refused
         session = session_for(request)
@@ -392,6 +427,22 @@ def create_web_router(
         if not origin_allowed(origin, host, allowed):
             await websocket.close(code=1008)
             return
+        ip = client_ip(websocket)
+        # each open socket holds a file descriptor: 2,000 from one address went past the usual 1,024
+        if open_sockets.get(ip, 0) >= ws_open_per_address or (
+                limiter is not None and await limiter.hit("ws_connect", ip)):
+            log.info("web: refused a WebSocket over the per-address limit")
+            await websocket.close(code=1013)  # try again later
+            return
+        open_sockets[ip] = open_sockets.get(ip, 0) + 1
+        try:
+            await _ws_session(websocket, host, origin, ip)
+        finally:
+            open_sockets[ip] -= 1
+            if open_sockets[ip] <= 0:
+                del open_sockets[ip]
+
+    async def _ws_session(websocket: WebSocket, host: str | None, origin: str | None, ip: str) -> None:
         cookie_ok = same_origin(origin, host)
         sid = signer.verify(websocket.cookies.get(COOKIE_NAME)) if cookie_ok else None
         headers: list[tuple[bytes, bytes]] | None = None
@@ -417,7 +468,6 @@ def create_web_router(
                 await websocket.send_text(_dumps({"type": "session", "token": token}))
         user_key = user_key_of(sid)
         del sid
-        ip = client_ip(websocket)
         outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         pushed: set[int] = set()
         live = hub.subscribe(user_key)

@@ -24,35 +24,36 @@ from handoff import (
     Author,
     ConsoleSettings,
     OutboundMessage,
+    Priority,
     Reason,
     TranscriptLine,
-    active_ticket_id,
+    active_ticket_for_user,
     append_user_message,
+    close_by_user,
     delete_user_data,
+    next_opening,
     open_ticket,
 )
 from knowledge_base import KnowledgeBase, Profile, QueryError, SearchResult
 from nlu import LanguageHint, Understanding
 from storage import autocommit
 
-from ..i18n import Translator
+from ..i18n import MESSAGES, Translator
 from ..tables import BotUser, ConversationMessage, OutboxItem
+from ._emergency import EmergencyContact, country_buttons, country_name, crisis_text
 from ._port import Outgoing
+from ._render import LANGUAGE_NAMES, answer_reply, details_reply, short_title, to_script
+from ._state import ConversationState, PendingQuestions
+from ._translit import uz_cyrillic_to_latin
 from ._types import Button, IncomingMessage, Reply, ReplyKind
 
 __all__ = [
-    "ConversationEngine", "EngineOptions", "UnderstandingPort", "answer_reply", "crisis_text", "language_buttons",
+    "ConversationEngine", "EmergencyContact", "EngineOptions", "UnderstandingPort", "answer_reply", "crisis_text",
+    "language_buttons",
 ]
 
 log = logging.getLogger("hamroh.engine")
 
-#: native names for the language picker
-LANGUAGE_NAMES: dict[str, str] = {
-    "en": "English", "ru": "Русский", "uz": "Oʻzbekcha", "ky": "Кыргызча", "tg": "Тоҷикӣ", "kk": "Қазақша",
-    "bn": "বাংলা", "ur": "اردو", "ar": "العربية", "ckb": "کوردی", "si": "සිංහල", "ta": "தமிழ்",
-    "ps": "پښتو", "prs": "دری",
-}
-_BABEL_LOCALE = {"prs": "fa_AF", "ckb": "ckb", "tg": "tg", "ky": "ky", "ps": "ps", "uz": "uz"}
 _STAGE_FROM_NLU = {"planning": "pre-departure", "abroad": "abroad", "returned": "return"}
 MAX_TEXT_CHARS = 4000
 TRANSCRIPT_LINES = 20
@@ -60,13 +61,6 @@ TRANSCRIPT_LINES = 20
 
 class UnderstandingPort(Protocol):
     def understand(self, text: str, hint: LanguageHint | None = None) -> Understanding: ...
-
-
-@dataclass(frozen=True)
-class EmergencyContact:
-    label: str
-    phone: str | None
-    url: str | None
 
 
 @dataclass(frozen=True)
@@ -80,6 +74,29 @@ class EngineOptions:
     mrc_by_country: Mapping[str, str] = field(default_factory=dict)
     mrc_by_language: Mapping[str, str] = field(default_factory=dict)
     default_mrc: str = ""
+    #: the languages each MRC's counsellors read: a ticket goes where someone can read it
+    mrc_languages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: topic groups of the menu: group key -> topic ids
+    menu_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+#: the menu's topic groups (labels in bot.i18n: group_<key>)
+MENU_GROUPS: dict[str, tuple[str, ...]] = {
+    "documents": ("ru-registration", "ru-patent", "ru-entry-stay-rules", "ru-medical-fingerprinting",
+                  "ru-language-exam", "ru-entry-ban-check", "eaeu-workers", "kz-work-rules", "ru-irregular-status",
+                  "bd-emigration-clearance", "pk-protector-registration", "lk-slbfe-registration"),
+    "before": ("fake-job-offers", "agency-license-check", "recruitment-fees", "contract-essentials",
+               "documents-checklist", "pre-departure-orientation", "eu-legal-pathways", "eps-korea",
+               "uk-seasonal-work", "malaysia-work", "study-abroad", "irregular-migration-risks"),
+    "rights": ("wage-complaints", "passport-retention", "gulf-work-rights", "gulf-residence-exit", "change-employer",
+               "health-insurance-abroad", "iraq-foreign-workers", "women-migrants-safety", "social-security-pensions"),
+    "safety": ("emergency-abroad", "trafficking-signs", "scam-compounds", "detention-deportation-rights",
+               "death-abroad", "afghans-neighbours"),
+    "money": ("remittances-safe", "financial-planning", "family-left-behind", "family-reunification",
+              "ru-children-school"),
+    "return": ("reintegration-services", "returnee-business", "skills-recognition", "return-savings-customs",
+               "diaspora-programmes", "mrc-services"),
+}
 
 
 def utcnow() -> dt.datetime:
@@ -91,16 +108,6 @@ def language_buttons(languages: Sequence[str]) -> tuple[tuple[Button, ...], ...]
     return tuple(tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2))
 
 
-def _country_name(code: str, lang: str) -> str:
-    try:
-        from babel import Locale
-
-        locale = Locale.parse(_BABEL_LOCALE.get(lang, lang))
-        return str(locale.territories.get(code, code))
-    except Exception:  # unknown locale data: the code is still meaningful
-        return code
-
-
 @dataclass(frozen=True)
 class _UserView:
     lang: str
@@ -108,6 +115,7 @@ class _UserView:
     origin: str | None
     destination: str | None
     stage: str | None
+    state: ConversationState = field(default_factory=ConversationState)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,10 @@ class _Analysis:
     destination: str | None
     stage: str | None
     result: SearchResult | None
+    #: the search of the previous question with the new profile slot ("and for Tajiks?")
+    follow_up: SearchResult | None = None
+    #: the language the message is written in, when it differs from the conversation's
+    other_lang: str | None = None
 
 
 class _SeenIds:
@@ -136,6 +148,16 @@ class _SeenIds:
         return True
 
 
+#: a message this short (in words) that names a country continues the previous question
+_FOLLOW_UP_WORDS = 7
+#: a message needs this many words to count towards switching the conversation's language
+_SWITCH_WORDS = 4
+
+
+def _words(text: str) -> int:
+    return len([w for w in text.split() if any(ch.isalpha() for ch in w)])
+
+
 class ConversationEngine:
     """Implements :class:`bot.engine.ConversationPort` and handoff's ``OutboundPort``."""
 
@@ -152,6 +174,7 @@ class ConversationEngine:
         self._clock = clock
         self._on_crisis = on_crisis
         self._seen = _SeenIds()
+        self._pending = PendingQuestions()
 
     # ------------------------------------------------------------------ ConversationPort
     async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
@@ -161,18 +184,31 @@ class ConversationEngine:
             await autocommit(session)
             row = (await session.execute(
                 select(BotUser.lang, BotUser.current_lang, BotUser.origin, BotUser.destination, BotUser.stage,
-                       self._seen_clause(message).label("seen")).where(BotUser.user_key == message.user_key))).first()
+                       BotUser.state, self._seen_clause(message).label("seen"))
+                .where(BotUser.user_key == message.user_key))).first()
             if row is not None and row.seen:
                 return await self._unsent_for(session, message.channel, message.message_id)
         if row is None:
-            async with self._sessions() as session:
-                return await self._before_consent(session, message, address)
-        view = _UserView(row.lang, row.current_lang, row.origin, row.destination, row.stage)
+            view = _UserView(self._client_lang(message), None, None, None, None)
+        else:
+            view = _UserView(row.lang, row.current_lang, row.origin, row.destination, row.stage,
+                             ConversationState.load(row.state))
         # 2. understanding and search run outside any transaction: on SQLite a transaction holds the
-        #    database's write lock, and nobody else should wait for the model
+        #    database's write lock, and nobody else should wait for the model. Before consent the
+        #    text is understood too: a crisis is handled whatever the state (DESIGN.md, principle 2)
         analysis = None
-        if self._is_text(message):
-            analysis = await asyncio.to_thread(self._analyse, view, (message.text or "").strip())
+        text = self._text_of(message)
+        if text is not None:
+            analysis = await asyncio.to_thread(self._analyse, view, text, row is None)
+        elif row is None and message.callback and message.callback.startswith(("lang:", "consent:")):
+            kept = self._pending.peek(message.user_key)
+            if kept is not None:
+                lang = message.callback.split(":", 1)[1]
+                fresh = _UserView(lang if lang in self._opt.languages else kept.lang, None, None, None, None)
+                analysis = await asyncio.to_thread(self._analyse, fresh, kept.text, False)
+        if row is None:
+            async with self._sessions() as session:
+                return await self._before_consent(session, message, address, analysis)
         # 3. one short write transaction: the message, the state change and the replies, flushed
         #    together at the end (one round trip per table, not per object)
         async with self._sessions() as session:
@@ -198,14 +234,17 @@ class ConversationEngine:
         # transcript a ticket opened below starts from
         await _insert_messages(session, [dict(
             user_key=user.user_key, channel=message.channel, channel_message_id=message.message_id, direction="in",
-            kind=self._in_kind(message), text=message.text, lang=user.current_lang, created_at=now)])
+            kind=self._in_kind(message), text=self._stored_text(message), lang=user.current_lang, created_at=now)])
         user.last_seen_at = now
         if address and user.address != address:
             user.address = address
-        replies, erased = await self._dispatch(session, user, message, analysis)
+        state = ConversationState.load(user.state)
+        replies, erased = await self._dispatch(session, user, state, message, analysis)
         if erased:
             await session.commit()
             return [Outgoing(None, message.user_key, message.channel, address, r) for r in replies]
+        user.state = state.dump()
+        await self._mirror_to_ticket(session, user, replies, now)
         ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
         await session.commit()
         return [Outgoing(i, user.user_key, message.channel, user.address, reply)
@@ -272,16 +311,22 @@ class ConversationEngine:
 
     # ------------------------------------------------------------------ OutboundPort (console replies)
     async def send(self, user_key: str, message: OutboundMessage) -> None:
-        """Queue a counsellor's reply for the user's channel; the channel's delivery loop sends it."""
+        """Queue a counsellor's reply, or news of the person's request, for the user's channel."""
         async with self._sessions() as session:
             user = await session.get(BotUser, user_key)
             if user is None:
                 raise LookupError("the user has erased their data or never consented")
             lang = message.lang or user.current_lang or user.lang
-            text = f"{self._t(lang, 'counsellor_prefix', name=message.counsellor_name)}\n{message.text}"
-            reply = Reply("counsellor", text, lang)
+            kind = getattr(message, "kind", "reply")
+            if kind == "resolved":
+                reply = Reply("status", self._t(lang, "status_resolved"), lang, extra={"ticket": "closed"})
+            elif kind == "transferred":
+                reply = Reply("status", self._t(lang, "status_transferred", mrc=message.text), lang)
+            else:
+                text = f"{self._t(lang, 'counsellor_prefix', name=message.counsellor_name)}\n{message.text}"
+                reply = Reply("counsellor", text, lang)
             now = self._clock()
-            ref = f"counsellor:{message.ticket_id}:{now.timestamp():.6f}"
+            ref = f"counsellor:{message.ticket_id}:{kind}:{now.timestamp():.6f}"
             await self._store_replies(session, user, user.channel, ref, [reply], now)
             await session.commit()
 
@@ -301,12 +346,14 @@ class ConversationEngine:
             await session.commit()
             return int(n)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ understanding (no database)
     @staticmethod
-    def _is_text(message: IncomingMessage) -> bool:
+    def _text_of(message: IncomingMessage) -> str | None:
+        """The words to understand: a text, or a photo's caption; never a command or a button."""
         text = (message.text or "").strip()
-        return bool(text) and len(text) <= MAX_TEXT_CHARS and not (
-            message.command or message.callback or message.attachment)
+        if not text or len(text) > MAX_TEXT_CHARS or message.command or message.callback:
+            return None
+        return text
 
     @staticmethod
     def _seen_clause(message: IncomingMessage) -> Any:
@@ -316,23 +363,42 @@ class ConversationEngine:
             ConversationMessage.channel_message_id == message.message_id,
             ConversationMessage.direction == "in").exists()
 
-    def _analyse(self, view: _UserView, text: str) -> _Analysis:
-        u = self._nlu.understand(text, LanguageHint(chosen=view.lang, current=view.current_lang))
-        lang = u.lang if (u.lang_confident and u.lang in self._opt.languages) else (view.current_lang or view.lang)
+    def _analyse(self, view: _UserView, text: str, first: bool) -> _Analysis:
+        chosen = None if first else view.lang
+        u = self._nlu.understand(text, LanguageHint(chosen=chosen, current=view.current_lang))
+        detected = u.lang if (u.lang_confident and u.lang in self._opt.languages) else None
+        if first:
+            # the first message's language beats the phone's locale (Telegram's language_code)
+            lang = detected or view.lang
+            other = None
+        else:
+            # the chosen language stays: short lines, numbers and loanwords never switch it
+            lang = view.current_lang or view.lang
+            other = detected if detected and detected != lang and _words(text) >= _SWITCH_WORDS else None
         e = u.entities
         origin = e.origin or view.origin
         destination = e.destination or view.destination
         stage = _STAGE_FROM_NLU.get(e.stage, view.stage) if e.stage else view.stage
-        result = None
+        result = follow_up = None
         kb = self._kb()
         if u.act == "question" and kb is not None:
             profile = Profile(origin=origin, destination=destination,
                               stage=stage if stage in ("pre-departure", "abroad", "return") else None)
+            query = text
+            if lang == "uz" and u.script == "Cyrl":
+                query = f"{text} {uz_cyrillic_to_latin(text)}"  # the content is written in Latin letters
             try:
-                result = kb.search(text, lang, profile)
+                result = kb.search(query, lang, profile)
             except QueryError:
                 result = None
-        return _Analysis(u, lang, origin, destination, stage, result)
+            previous = view.state.waiting_question or view.state.last_question
+            new_slot = (e.origin and e.origin != view.origin) or (e.destination and e.destination != view.destination)
+            if previous and new_slot and _words(text) <= _FOLLOW_UP_WORDS:
+                try:
+                    follow_up = kb.search(previous, lang, profile)
+                except QueryError:
+                    follow_up = None
+        return _Analysis(u, lang, origin, destination, stage, result, follow_up, other)
 
     @staticmethod
     def _in_kind(message: IncomingMessage) -> str:
@@ -344,40 +410,110 @@ class ConversationEngine:
             return f"attachment:{message.attachment}"[:24]
         return "text"
 
+    @staticmethod
+    def _stored_text(message: IncomingMessage) -> str | None:
+        if message.attachment and message.attachment_note:
+            caption = (message.text or "").strip()
+            return f"{message.attachment_note} {caption}".strip()
+        return message.text
+
     def _client_lang(self, message: IncomingMessage) -> str:
         code = (message.client_lang or "").split("-")[0].lower()
         code = {"fa": "prs", "ku": "ckb"}.get(code, code)
         return code if code in self._opt.languages else self._opt.default_language
 
+    # ------------------------------------------------------------------ before consent
+    def _consent_reply(self, lang: str, *, first: bool = True) -> Reply:
+        t = self._t
+        text = f"{t(lang, 'consent')}\n\n{t(lang, 'consent_vital')}"
+        if not first:
+            text = f"{t(lang, 'consent_first')}\n\n{text}"
+        rows = ((Button(t(lang, "consent_agree"), f"consent:{lang}"), Button(t(lang, "consent_decline"), "decline")),
+                *language_buttons(self._opt.languages))
+        return Reply("consent", text, lang, buttons=rows)
+
     async def _before_consent(self, session: AsyncSession, message: IncomingMessage,
-                              address: str | None) -> list[Outgoing]:
-        """Nothing is stored until the person picks a language under the consent notice."""
+                              address: str | None, analysis: _Analysis | None) -> list[Outgoing]:
+        """Nothing is stored until the person agrees, except a crisis: that is handled at once."""
         if not self._seen.add(f"{message.channel}:{message.message_id}"):
             return []
-        if message.callback and message.callback.startswith("lang:"):
-            lang = message.callback.split(":", 1)[1]
-            if lang in self._opt.languages:
-                now = self._clock()
-                user = BotUser(user_key=message.user_key, channel=message.channel, address=address, lang=lang,
-                               current_lang=lang, consent_at=now, last_seen_at=now)
-                session.add(user)
-                session.add(ConversationMessage(user_key=message.user_key, channel=message.channel,
-                                                channel_message_id=message.message_id, direction="in",
-                                                kind="consent", text=None, lang=lang, created_at=now))
-                replies = [Reply("welcome", f"{self._t(lang, 'language_set')}\n\n{self._t(lang, 'welcome')}", lang)]
-                try:
-                    ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
-                    await session.commit()
-                except IntegrityError:
-                    await session.rollback()
-                    return []
-                return [Outgoing(ids[0], message.user_key, message.channel, address, replies[0])]
-        lang = self._client_lang(message)
-        key = "consent" if not message.callback else "consent_first"
-        text = self._t(lang, key) if key == "consent" else f"{self._t(lang, key)}\n\n{self._t(lang, 'consent')}"
-        reply = Reply("consent", text, lang, buttons=language_buttons(self._opt.languages))
+        data = message.callback or ""
+        head, _, lang = data.partition(":")
+        if head in ("lang", "consent") and lang in self._opt.languages:
+            return await self._consent(session, message, address, lang, analysis)
+        if head == "decline":
+            self._pending.pop(message.user_key)
+            reply = Reply("declined", self._t(self._client_lang(message), "declined"), self._client_lang(message))
+            return [Outgoing(None, message.user_key, message.channel, address, reply)]
+        if analysis is not None and analysis.understanding.act == "crisis":
+            return await self._crisis_before_consent(session, message, address, analysis)
+        lang = analysis.lang if analysis is not None else self._client_lang(message)
+        if analysis is not None and analysis.understanding.act == "question":
+            self._pending.put(message.user_key, (message.text or "").strip(), lang)
+        reply = self._consent_reply(lang, first=not message.callback)
         return [Outgoing(None, message.user_key, message.channel, address, reply)]
 
+    async def _consent(self, session: AsyncSession, message: IncomingMessage, address: str | None, lang: str,
+                       analysis: _Analysis | None) -> list[Outgoing]:
+        now = self._clock()
+        user = BotUser(user_key=message.user_key, channel=message.channel, address=address, lang=lang,
+                       current_lang=lang, consent_at=now, last_seen_at=now, state=ConversationState().dump())
+        session.add(user)
+        session.add(ConversationMessage(user_key=message.user_key, channel=message.channel,
+                                        channel_message_id=message.message_id, direction="in",
+                                        kind="consent", text=None, lang=lang, created_at=now))
+        replies = [Reply("welcome", f"{self._t(lang, 'language_set')}\n\n{self._t(lang, 'welcome')}", lang,
+                         buttons=((Button(self._t(lang, "menu_button"), "menu"),),))]
+        kept = self._pending.pop(message.user_key)
+        if kept is not None and analysis is not None:
+            # the question sent before consent is answered now, never dropped
+            state = ConversationState()
+            session.add(ConversationMessage(user_key=message.user_key, channel=message.channel,
+                                            channel_message_id=f"{message.message_id}#kept", direction="in",
+                                            kind="text", text=kept.text, lang=lang, created_at=now))
+            await session.flush()
+            replies = await self._text(session, user, state, kept.text, f"{message.message_id}#kept", analysis)
+            user.state = state.dump()
+        try:
+            ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return []
+        return [Outgoing(i, message.user_key, message.channel, address, r) for i, r in zip(ids, replies, strict=True)]
+
+    async def _crisis_before_consent(self, session: AsyncSession, message: IncomingMessage, address: str | None,
+                                     analysis: _Analysis) -> list[Outgoing]:
+        """A person in danger before agreeing: the crisis reply, a crisis ticket, then the consent.
+
+        Storing this one message and the ticket needs no prior consent (a vital interest, as the
+        privacy notice says); the rest of the conversation waits for it.
+        """
+        now = self._clock()
+        lang = analysis.lang
+        state = ConversationState()
+        user = BotUser(user_key=message.user_key, channel=message.channel, address=address, lang=lang,
+                       current_lang=lang, origin=analysis.origin, destination=analysis.destination,
+                       stage=analysis.stage, consent_at=None, last_seen_at=now)
+        session.add(user)
+        await session.flush()
+        await _insert_messages(session, [dict(
+            user_key=user.user_key, channel=message.channel, channel_message_id=message.message_id, direction="in",
+            kind="text", text=message.text, lang=lang, created_at=now)])
+        text = (message.text or "").strip()
+        replies = await self._crisis(session, user, state, lang, analysis, text, message.message_id)
+        replies.append(self._consent_reply(lang))
+        user.state = state.dump()
+        await self._mirror_to_ticket(session, user, replies, now)
+        try:
+            ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return []
+        return [Outgoing(i, message.user_key, message.channel, address, r) for i, r in zip(ids, replies, strict=True)]
+
+    # ------------------------------------------------------------------ storage helpers
     async def _store_replies(self, session: AsyncSession, user: BotUser, channel: str, ref: str,
                              replies: Sequence[Reply], now: dt.datetime) -> list[int]:
         """Queue ``replies`` in the outbox and the conversation; the outbox ids, in order.
@@ -400,6 +536,21 @@ class ConversationEngine:
             kind=reply.kind, text=reply.text, lang=reply.lang, created_at=now) for seq, reply in enumerate(replies)])
         return ids
 
+    async def _mirror_to_ticket(self, session: AsyncSession, user: BotUser, replies: Sequence[Reply],
+                                now: dt.datetime) -> None:
+        """The counsellor sees both sides: what the bot told the person while a ticket is open
+        (the crisis reply included) goes into the ticket's transcript."""
+        if not replies:
+            return
+        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        if ticket is None:
+            return
+        for reply in replies:
+            if reply.kind in ("counsellor", "consent"):
+                continue
+            await append_user_message(session=session, ticket_id=ticket.id, text=reply.text, author=Author.BOT,
+                                      now=now)
+
     async def _unsent_for(self, session: AsyncSession, channel: str, ref: str) -> list[Outgoing]:
         return await _unsent(session, OutboxItem.channel == channel, OutboxItem.in_reply_to == ref,
                              order_by=OutboxItem.seq)
@@ -410,56 +561,122 @@ class ConversationEngine:
         await session.execute(delete(ConversationMessage).where(ConversationMessage.user_key == user_key))
         await session.execute(delete(BotUser).where(BotUser.user_key == user_key))
 
+    # ------------------------------------------------------------------ the dialogue policy
     def _lang(self, user: BotUser) -> str:
         return user.current_lang or user.lang
 
-    async def _dispatch(self, session: AsyncSession, user: BotUser, message: IncomingMessage,
-                        analysis: _Analysis | None) -> tuple[list[Reply], bool]:
+    async def _dispatch(self, session: AsyncSession, user: BotUser, state: ConversationState,
+                        message: IncomingMessage, analysis: _Analysis | None) -> tuple[list[Reply], bool]:
         lang = self._lang(user)
         t = self._t
         if message.command:
-            return await self._command(session, user, message.command, lang), False
+            return await self._command(session, user, state, message.command, lang), False
         if message.callback:
-            return await self._callback(session, user, message.callback, lang)
+            return await self._callback(session, user, state, message.callback, lang, message.message_id)
         if message.attachment:
-            if message.attachment == "sticker":
-                return [Reply("attachment", t(lang, "sticker"), lang)], False
-            key = "voice" if message.attachment == "voice" else "file"
-            return [Reply("attachment", t(lang, key), lang,
-                          buttons=((Button(t(lang, "talk_to_counsellor"), "human:att"),),))], False
+            return await self._attachment(session, user, state, message, lang, analysis), False
+        if user.consent_at is None:
+            return await self._unconsented(session, user, state, message, lang, analysis), False
         text = (message.text or "").strip()
         if not text:
-            return [Reply("help", t(lang, "help"), lang)], False
+            return [self._menu(lang)], False
         if len(text) > MAX_TEXT_CHARS or analysis is None:
             return [Reply("error", t(lang, "too_long"), lang)], False
-        return await self._text(session, user, text, message.message_id, analysis), False
+        return await self._text(session, user, state, text, message.message_id, analysis), False
 
-    async def _command(self, session: AsyncSession, user: BotUser, command: str, lang: str) -> list[Reply]:
+    async def _unconsented(self, session: AsyncSession, user: BotUser, state: ConversationState,
+                           message: IncomingMessage, lang: str, analysis: _Analysis | None) -> list[Reply]:
+        """A person whose crisis was handled before they agreed: everything they write goes to the
+        crisis ticket (never silence), and the consent is asked again for the rest."""
+        text = (message.text or "").strip()
+        if analysis is not None and analysis.understanding.act == "crisis":
+            replies = await self._crisis(session, user, state, lang, analysis, text, message.message_id)
+        else:
+            ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+            if ticket is not None and text:
+                await append_user_message(session=session, ticket_id=ticket.id, text=text,
+                                          client_key=message.message_id)
+            replies = [Reply("counsellor_has_it", self._t(lang, "crisis_received"), lang)]
+        return [*replies, self._consent_reply(lang)]
+
+    async def _command(self, session: AsyncSession, user: BotUser, state: ConversationState, command: str,
+                       lang: str) -> list[Reply]:
         t = self._t
         if command == "language":
             return [Reply("language", t(lang, "choose_language"), lang,
                           buttons=language_buttons(self._opt.languages))]
         if command == "human":
-            return [await self._open(session, user, Reason.USER_ASKED, lang, None)]
+            return await self._open(session, user, state, Reason.USER_ASKED, lang, None)
         if command == "delete":
             return [Reply("delete_confirm", t(lang, "delete_confirm"), lang,
                           buttons=((Button(t(lang, "delete_yes"), "delete:yes"), Button(t(lang, "no"), "delete:no")),))]
-        if command == "start":
-            return [Reply("welcome", t(lang, "welcome"), lang)]
-        return [Reply("help", t(lang, "help"), lang)]
+        if command == "profile":
+            return [self._ask_origin(lang, state, None, force=True)]
+        if command in ("start", "menu", "help"):
+            return [self._menu(lang)]
+        return [self._menu(lang)]
 
-    async def _callback(self, session: AsyncSession, user: BotUser, data: str,
-                        lang: str) -> tuple[list[Reply], bool]:
+    def _menu(self, lang: str) -> Reply:
+        t = self._t
+        groups = self._opt.menu_groups or MENU_GROUPS
+        buttons = [Button(t(lang, f"group_{key}"), f"menu:{key}") for key in groups if f"group_{key}" in _MESSAGE_KEYS]
+        rows = [tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2)]
+        rows.append((Button(t(lang, "talk_to_counsellor"), "human:menu"),))
+        return Reply("menu", t(lang, "menu"), lang, buttons=tuple(rows))
+
+    def _menu_group(self, user: BotUser, state: ConversationState, key: str, lang: str) -> Reply:
+        kb = self._kb()
+        topics = (self._opt.menu_groups or MENU_GROUPS).get(key, ())
+        rows: list[tuple[Button, ...]] = []
+        if kb is not None:
+            profile = Profile(origin=user.origin, destination=user.destination)
+            for entry in kb.entries:
+                if entry.topic in topics and entry.status == "published" and _fits(entry, profile):
+                    a = kb.answer_for(entry, lang)
+                    tr = entry.translations.get(a.lang)
+                    label = to_script(short_title(a.title, tr.short_title if tr else None), a.lang, state.script)
+                    rows.append((Button(label, f"entry:{entry.id}"[:64]),))
+        rows.sort(key=lambda row: topics.index(kb.get(row[0].payload[6:]).topic)  # type: ignore[union-attr]
+                  if kb is not None and kb.get(row[0].payload[6:]) is not None else 99)
+        rows = rows[:8]
+        rows.append((Button(self._t(lang, "menu_button"), "menu"),))
+        return Reply("menu", self._t(lang, "menu_group"), lang, buttons=tuple(rows))
+
+    async def _callback(self, session: AsyncSession, user: BotUser, state: ConversationState, data: str,
+                        lang: str, message_id: str) -> tuple[list[Reply], bool]:
         t = self._t
         head, _, rest = data.partition(":")
-        if head == "lang" and rest in self._opt.languages:
+        if head in ("lang", "consent") and rest in self._opt.languages:
+            changed = user.lang != rest or user.current_lang != rest
             user.lang = user.current_lang = rest
-            return [Reply("language", t(rest, "language_set"), rest)], False
+            state.other_lang, state.other_count = None, 0
+            if user.consent_at is None:
+                user.consent_at = self._clock()
+                return [Reply("welcome", f"{t(rest, 'language_set')}\n\n{t(rest, 'welcome')}", rest)], False
+            return [Reply("language", t(rest, "language_set") if changed else t(rest, "welcome"), rest)], False
+        if head == "decline":
+            return [Reply("declined", t(lang, "declined"), lang)], False
         if head == "delete":
             if rest == "yes":
                 await self._erase(session, user.user_key)
                 return [Reply("deleted", t(lang, "deleted"), lang)], True
             return [Reply("delete_cancelled", t(lang, "delete_cancelled"), lang)], False
+        if head == "country":
+            return await self._country(session, user, state, rest, lang), False
+        if head == "menu":
+            return [self._menu_group(user, state, rest, lang) if rest else self._menu(lang)], False
+        if head == "back":
+            ticket = await close_by_user(session=session, user_key=user.user_key, reason="returned",
+                                         now=self._clock())
+            user.notified_ticket_id = None
+            key = "status_returned"
+            extra = {"ticket": "closed"} if ticket is not None else {}
+            return [Reply("status", t(lang, key), lang, extra=extra,
+                          buttons=((Button(t(lang, "menu_button"), "menu"),),))], False
+        if head == "more":
+            kb = self._kb()
+            if kb is not None and kb.get(rest) is not None:
+                return [details_reply(kb, t, rest, lang, script=state.script if lang == "uz" else None)], False
         if head == "fb":
             verdict, _, entry_id = rest.partition(":")
             if verdict == "down":
@@ -470,59 +687,245 @@ class ConversationEngine:
             reason = {"neg": Reason.NEGATIVE_FEEDBACK, "att": Reason.UNREADABLE_ATTACHMENT,
                       "noans": Reason.NO_ANSWER}.get(rest.split(":")[0], Reason.USER_ASKED)
             question = user.last_question if reason in (Reason.NO_ANSWER, Reason.NEGATIVE_FEEDBACK) else None
-            return [await self._open(session, user, reason, lang, None, question=question)], False
+            return await self._open(session, user, state, reason, lang, None, question=question), False
         if head == "entry":
             kb = self._kb()
             entry = kb.get(rest) if kb else None
             if entry is not None and kb is not None:
-                user.last_answer_entry = entry.id
-                return [self._answer_reply(kb, entry.id, lang)], False
-        return [Reply("help", t(lang, "help"), lang)], False
+                return [self._answer(kb, user, state, entry.id, lang)], False
+        return [self._menu(lang)], False
 
-    async def _text(self, session: AsyncSession, user: BotUser, text: str, message_id: str,
-                    analysis: _Analysis) -> list[Reply]:
+    async def _country(self, session: AsyncSession, user: BotUser, state: ConversationState, data: str,
+                       lang: str) -> list[Reply]:
+        """A country button: where the person is now (crisis numbers) or their citizenship."""
+        slot, _, code = data.rpartition(":")
+        code = code if len(code) == 2 and code.isalpha() and code.isupper() and code != "ZZ" else ""
+        waiting, question = state.waiting, state.waiting_question
+        state.waiting = state.waiting_question = None
+        if slot == "origin":
+            user.origin = code or None
+            if "origin" not in state.asked:
+                state.asked.append("origin")
+            if question:
+                return await self._rerun(session, user, state, question, lang)
+            return [Reply("profile", self._t(lang, "profile_set", country=country_name(code, lang) if code else "—"),
+                          lang)]
+        state.location = code or None
+        if code and not user.destination and code not in ("UZ", "TJ", "KG", "BD", "PK", "LK", "AF", "NP"):
+            user.destination = code
+        if waiting == "crisis_location" or slot == "crisis":
+            kind = await self._crisis_kind(session, user)
+            return [Reply("crisis", crisis_text(self._t, self._opt.emergency, code or None, lang, kind=kind), lang,
+                          extra={"crisis": kind or ""})]
+        return [Reply("location", self._t(lang, "location_set", country=country_name(code, lang) if code else "—"),
+                      lang)]
+
+    async def _crisis_kind(self, session: AsyncSession, user: BotUser) -> str | None:
+        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        return ticket.crisis_kind if ticket is not None else None
+
+    async def _rerun(self, session: AsyncSession, user: BotUser, state: ConversationState, question: str,
+                     lang: str) -> list[Reply]:
+        """Answer the question the bot asked about, now that the profile has the missing slot."""
+        kb = self._kb()
+        if kb is None:
+            return [self._no_answer(state, lang)]
+        profile = Profile(origin=user.origin, destination=user.destination,
+                          stage=user.stage if user.stage in ("pre-departure", "abroad", "return") else None)
+        try:
+            result = await asyncio.to_thread(kb.search, question, lang, profile)
+        except QueryError:
+            return [self._no_answer(state, lang)]
+        return self._question(user, state, question, lang, result, ask=False)
+
+    async def _attachment(self, session: AsyncSession, user: BotUser, state: ConversationState,
+                          message: IncomingMessage, lang: str, analysis: _Analysis | None) -> list[Reply]:
+        t = self._t
+        if message.attachment == "location":
+            code = message.location_country
+            if code:
+                state.location = code
+                if code not in ("UZ", "TJ", "KG", "BD", "PK", "LK", "AF", "NP"):
+                    user.destination = code
+            if state.waiting == "crisis_location" and code:
+                state.waiting = None
+                kind = await self._crisis_kind(session, user)
+                return [Reply("crisis", crisis_text(t, self._opt.emergency, code, lang, kind=kind), lang)]
+            return [Reply("location", t(lang, "location_set", country=country_name(code, lang) if code else "—"),
+                          lang)]
+        if message.attachment == "sticker":
+            return [Reply("attachment", t(lang, "sticker"), lang)]
+        replies: list[Reply] = []
+        # a caption is read as text: a photo of a contract with "is this legal?" is a question
+        if analysis is not None and user.consent_at is not None:
+            replies = await self._text(session, user, state, (message.text or "").strip(), message.message_id,
+                                       analysis)
+        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        kind_key = {"voice": "media_voice", "photo": "media_photo"}.get(message.attachment or "", "media_file")
+        if ticket is not None:
+            note = message.attachment_note or f"[{message.attachment}]"
+            await append_user_message(session=session, ticket_id=ticket.id, text=note,
+                                      attachment_kind=message.attachment, client_key=f"{message.message_id}#media")
+            replies.append(Reply("counsellor_has_it", t(lang, "media_to_counsellor", kind=t(lang, kind_key)), lang))
+            return replies
+        key = "voice_offer" if message.attachment == "voice" else "file_offer"
+        if not replies:
+            replies.append(Reply("offer_human", t(lang, key), lang,
+                                 buttons=((Button(t(lang, "talk_to_counsellor"), "human:att"),),)))
+        return replies
+
+    async def _text(self, session: AsyncSession, user: BotUser, state: ConversationState, text: str,
+                    message_id: str, analysis: _Analysis) -> list[Reply]:
         u, lang = analysis.understanding, analysis.lang
         user.current_lang = lang
+        if u.script in ("Latn", "Cyrl") and (u.lang == "uz" or lang == "uz") and _words(text) >= 2:
+            state.script = u.script
         user.origin, user.destination, user.stage = analysis.origin, analysis.destination, analysis.stage
-        ticket_id = await active_ticket_id(session=session, user_key=user.user_key)
+        if u.entities.destination and analysis.stage in (None, "abroad"):
+            state.location = u.entities.destination
+        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
         if u.act == "crisis":
-            return [await self._open(session, user, Reason.CRISIS, lang, u.crisis_kind, question=text)]
-        if ticket_id is not None:
-            await append_user_message(session=session, ticket_id=ticket_id, text=text, client_key=message_id)
-            if user.notified_ticket_id != ticket_id:
-                user.notified_ticket_id = ticket_id
-                return [Reply("counsellor_has_it", self._t(lang, "counsellor_has_it"), lang)]
-            return []
+            return await self._crisis(session, user, state, lang, analysis, text, message_id)
+        replies: list[Reply] = []
+        if ticket is not None:
+            await append_user_message(session=session, ticket_id=ticket.id, text=text, client_key=message_id)
+            if ticket.priority == int(Priority.CRISIS) or u.act == "ask_human":
+                # after a crisis reply, "помогите" or "help" is never small talk: the counsellor has it
+                key = "crisis_received" if ticket.priority == int(Priority.CRISIS) else "counsellor_has_it"
+                replies.append(Reply("counsellor_has_it", self._t(lang, key), lang))
+                if u.act != "question":
+                    return replies
         if u.act == "ask_human":
-            return [await self._open(session, user, Reason.USER_ASKED, lang, None)]
+            return await self._open(session, user, state, Reason.USER_ASKED, lang, None)
+        if u.act == "menu":
+            return [*replies, self._menu(lang)]
         if u.act in ("greet", "thanks", "goodbye"):
-            return [Reply("smalltalk", self._t(lang, u.act), lang)]
-        return self._question(user, text, lang, analysis.result)
+            return [*replies, Reply("smalltalk", self._t(lang, u.act), lang)]
+        if analysis.other_lang:
+            replies.extend(self._maybe_offer_switch(state, analysis.other_lang, lang))
+        else:
+            state.other_lang, state.other_count = None, 0
+        result = analysis.result
+        follow = analysis.follow_up
+        follow_entry = None
+        if follow is not None:
+            follow_entry = _for_profile(follow, user.origin) or (
+                follow.answer.entry_id if follow.decision == "answer" and follow.answer is not None else None)
+        own_entry = None
+        if result is not None:
+            own_entry = _for_profile(result, user.origin) or (
+                result.answer.entry_id if result.decision == "answer" and result.answer is not None else None)
+        own_confident = result is not None and result.decision == "answer" and result.answer is not None
+        same_topic = own_confident and follow is not None and follow.hits and result is not None and \
+            result.answer is not None and follow.hits[0].entry.topic == result.answer.topic
+        if follow is not None and follow_entry is not None and follow_entry != own_entry and (
+                not own_confident or same_topic):
+            # "and for Tajik citizens?": the previous question again, with the new profile slot
+            question = state.waiting_question or state.last_question or text
+            state.waiting = state.waiting_question = None
+            return [*replies, *self._question(user, state, question, lang, analysis.follow_up, ask=False)]
+        state.waiting = state.waiting_question = None
+        return [*replies, *self._question(user, state, text, lang, result)]
 
-    def _question(self, user: BotUser, text: str, lang: str, result: SearchResult | None) -> list[Reply]:
+    def _maybe_offer_switch(self, state: ConversationState, other: str, lang: str) -> list[Reply]:
+        """Two or more substantial messages in another language: offer it with one button."""
+        if state.other_lang == other:
+            state.other_count += 1
+        else:
+            state.other_lang, state.other_count = other, 1
+        if state.other_count < 2:
+            return []
+        name = LANGUAGE_NAMES.get(other, other)
+        return [Reply("language", self._t(other, "lang_switch_offer", language=name), other,
+                      buttons=((Button(name, f"lang:{other}"), Button(LANGUAGE_NAMES.get(lang, lang),
+                                                                        f"lang:{lang}")),))]
+
+    def _question(self, user: BotUser, state: ConversationState, text: str, lang: str,
+                  result: SearchResult | None, *, ask: bool = True) -> list[Reply]:
         t = self._t
         kb = self._kb()
         user.last_question = text[:1000]
-        counsellor = (Button(t(lang, "talk_to_counsellor"), "human:noans"),)
+        state.last_question = text[:1000]
         if kb is None or result is None:
-            return [Reply("handoff", t(lang, "no_answer"), lang, buttons=(counsellor,))]
+            return [self._no_answer(state, lang)]
+        if ask and self._needs_origin(kb, user, state, result):
+            return [self._ask_origin(lang, state, text)]
+        script = state.script if lang == "uz" else None
+        chosen = _for_profile(result, user.origin)
+        if chosen is not None:
+            state.misses = 0
+            return [self._answer(kb, user, state, chosen, lang)]
         if result.decision == "answer" and result.answer is not None:
-            user.last_answer_entry = result.answer.entry_id
-            return [self._answer_reply(kb, result.answer.entry_id, lang)]
+            state.misses = 0
+            return [self._answer(kb, user, state, result.answer.entry_id, lang)]
         if result.decision == "clarify" and result.candidates:
-            rows = tuple((Button(c.title[:60], f"entry:{c.entry_id}"[:64]),) for c in result.candidates[:3])
-            return [Reply("clarify", t(lang, "clarify"), lang, buttons=(*rows, counsellor))]
-        return [Reply("handoff", t(lang, "no_answer"), lang, buttons=(counsellor,))]
+            state.misses = 0
+            rows = []
+            for c in result.candidates[:3]:
+                entry = kb.get(c.entry_id)
+                tr = entry.translations.get(c.lang) if entry is not None else None
+                label = to_script(short_title(c.title, tr.short_title if tr else None), c.lang, script)
+                rows.append((Button(label, f"entry:{c.entry_id}"[:64]),))
+            rows.append((Button(t(lang, "menu_button"), "menu"),))
+            return [Reply("clarify", to_script(t(lang, "clarify"), lang, script), lang, buttons=tuple(rows),
+                          extra={"topics": " ".join(c.topic for c in result.candidates[:3])})]
+        return [self._no_answer(state, lang)]
 
-    def _answer_reply(self, kb: KnowledgeBase, entry_id: str, lang: str) -> Reply:
-        return answer_reply(kb, self._t, entry_id, lang)
+    def _no_answer(self, state: ConversationState, lang: str) -> Reply:
+        """No verified answer: say so and offer the menu; a counsellor only after two misses in a row
+        (offering one on every miss would flood the queue with weather questions)."""
+        t = self._t
+        state.misses += 1
+        if state.misses >= 2:
+            return Reply("offer_human", f"{t(lang, 'no_answer_menu')}\n\n{t(lang, 'offer_human')}", lang,
+                         extra={"no_answer": "true"},
+                         buttons=((Button(t(lang, "talk_to_counsellor"), "human:noans"),),
+                                  (Button(t(lang, "menu_button"), "menu"),)))
+        return Reply("no_answer", t(lang, "no_answer_menu"), lang, buttons=((Button(t(lang, "menu_button"), "menu"),),))
 
-    def _mrc_for(self, user: BotUser) -> str:
+    def _needs_origin(self, kb: KnowledgeBase, user: BotUser, state: ConversationState,
+                      result: SearchResult) -> bool:
+        """Ask the person's citizenship once, and only when the best answers differ by it."""
+        if user.origin or "origin" in state.asked or not result.hits or result.decision == "handoff":
+            return False
+        # the topics the search is considering: a topic whose entries differ by citizenship
+        for topic in result.ranked_topics()[:2]:
+            same_topic = [h.entry for h in result.hits[:6] if h.entry.topic == topic]
+            origins = {tuple(sorted(e.origin)) for e in same_topic}
+            if len(same_topic) >= 2 and len(origins) >= 2 and any(origins):
+                return True
+        return False
+
+    def _ask_origin(self, lang: str, state: ConversationState, question: str | None, *, force: bool = False) -> Reply:
+        state.waiting = "origin"
+        state.waiting_question = question
+        if "origin" not in state.asked:
+            state.asked.append("origin")
+        first = ("UZ", "TJ", "KG", "KZ", "BD", "PK", "LK", "AF", "IQ")
+        buttons = [Button(country_name(c, lang), f"country:origin:{c}") for c in first]
+        rows = [tuple(buttons[i:i + 3]) for i in range(0, len(buttons), 3)]
+        rows.append((Button(self._t(lang, "country_other"), "country:origin:ZZ"),))
+        return Reply("ask", self._t(lang, "ask_citizenship"), lang, buttons=tuple(rows), extra={"slot": "origin"})
+
+    def _answer(self, kb: KnowledgeBase, user: BotUser, state: ConversationState, entry_id: str, lang: str) -> Reply:
+        user.last_answer_entry = entry_id
+        state.last_entry = entry_id
+        entry = kb.get(entry_id)
+        state.last_topic = entry.topic if entry is not None else None
+        return answer_reply(kb, self._t, entry_id, lang, script=state.script if lang == "uz" else None)
+
+    def _mrc_for(self, user: BotUser, lang: str) -> str:
+        """An MRC whose counsellors read the person's language: their country's if it does, else the
+        first that does, else the per-language fallback, else the default."""
         if user.mrc_id:
             return user.mrc_id
-        by_country = self._opt.mrc_by_country.get(user.origin or "")
-        by_lang = self._opt.mrc_by_language.get(user.current_lang or user.lang)
-        return by_country or by_lang or self._opt.default_mrc
+        readers = [mrc for mrc, langs in self._opt.mrc_languages.items() if lang in langs]
+        home = self._opt.mrc_by_country.get(user.origin or "")
+        if home and (home in readers or not readers):
+            return home
+        if readers:
+            return readers[0]
+        return self._opt.mrc_by_language.get(lang) or home or self._opt.default_mrc
 
     async def _transcript(self, session: AsyncSession, user_key: str) -> list[TranscriptLine]:
         rows = (await session.execute(
@@ -532,57 +935,99 @@ class ConversationEngine:
         return [TranscriptLine(Author.USER if m.direction == "in" else Author.BOT, m.text or "", m.created_at)
                 for m in reversed(rows)]
 
-    async def _open(self, session: AsyncSession, user: BotUser, reason: Reason, lang: str,
-                    crisis_kind: str | None, *, question: str | None = None) -> Reply:
+    async def _open_ticket(self, session: AsyncSession, user: BotUser, reason: Reason, lang: str,
+                           crisis_kind: str | None, question: str | None) -> int:
         await session.flush()
         ticket = await open_ticket(
-            session=session, settings=self._console, user_key=user.user_key, mrc_id=self._mrc_for(user),
+            session=session, settings=self._console, user_key=user.user_key, mrc_id=self._mrc_for(user, lang),
             reason=reason, lang=lang, transcript=await self._transcript(session, user.user_key),
             profile={"origin": user.origin, "destination": user.destination, "stage": user.stage},
             crisis_kind=crisis_kind, question_text=question, now=self._clock())
         user.notified_ticket_id = ticket.id
-        if reason == Reason.CRISIS:
-            if self._on_crisis is not None:
-                self._on_crisis()
-            return Reply("crisis", self._crisis_text(user, lang), lang)
-        return Reply("ticket_opened", self._t(lang, "ticket_opened"), lang)
+        return int(ticket.id)
 
-    def _crisis_text(self, user: BotUser, lang: str) -> str:
-        return crisis_text(self._t, self._opt.emergency, (user.destination, user.origin), lang)
+    async def _open(self, session: AsyncSession, user: BotUser, state: ConversationState, reason: Reason,
+                    lang: str, crisis_kind: str | None, *, question: str | None = None) -> list[Reply]:
+        """A ticket for a counsellor, and a reply that keeps its promise: open now, or when."""
+        t = self._t
+        ticket_id = await self._open_ticket(session, user, reason, lang, crisis_kind, question)
+        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        mrc = self._console.mrc(ticket.mrc_id) if ticket is not None else None
+        now = self._clock()
+        extra = {"ticket": "open", "ticket_id": str(ticket_id)}
+        if mrc is not None and next_opening(now, mrc) > now + dt.timedelta(minutes=1):
+            opens = next_opening(now, mrc).astimezone(mrc.zone)
+            text = t(lang, "ticket_closed_now", when=_format_when(opens, lang), zone=mrc.name)
+            extra["after_hours"] = "true"
+        else:
+            text = t(lang, "ticket_open_now")
+        text = f"{text}\n\n{t(lang, 'ticket_meanwhile')}"
+        return [Reply("ticket_opened", text, lang, extra=extra,
+                      buttons=((Button(t(lang, "back_to_bot"), "back"),), (Button(t(lang, "menu_button"), "menu"),)))]
+
+    async def _crisis(self, session: AsyncSession, user: BotUser, state: ConversationState, lang: str,
+                      analysis: _Analysis, text: str, message_id: str) -> list[Reply]:
+        """The crisis reply at once, a crisis-priority ticket, the alert; ask where the person is
+        when no country is known, with buttons in the same reply."""
+        kind = analysis.understanding.crisis_kind
+        if analysis.understanding.entities.destination:
+            state.location = analysis.understanding.entities.destination
+        await self._open_ticket(session, user, Reason.CRISIS, lang, kind, text)
+        if self._on_crisis is not None:
+            self._on_crisis()
+        country = state.location or user.destination
+        if country is None and user.origin and user.stage in ("pre-departure", None) and user.destination is None:
+            country = None  # the person's home country is a guess, not where they are: ask
+        extra = {"crisis": kind or "", "ticket": "open", "ticket_priority": "crisis"}
+        if country:
+            return [Reply("crisis", crisis_text(self._t, self._opt.emergency, country, lang, kind=kind), lang,
+                          extra=extra)]
+        state.waiting = "crisis_location"
+        body = crisis_text(self._t, self._opt.emergency, None, lang, kind=kind)
+        ask = self._t(lang, "crisis_ask_country")
+        buttons = country_buttons(lang, "country:crisis", first=(), other_label=self._t(lang, "country_other"))
+        return [Reply("crisis", f"{body}\n\n{ask}", lang, buttons=buttons, extra=extra)]
 
 
-def answer_reply(kb: KnowledgeBase, t: Translator, entry_id: str, lang: str) -> Reply:
-    """A curated answer as the user sees it: title, text, source and review date, in ``lang`` or
-    along its fallback chain (saying so). Shared by the engine and the Rasa action API."""
-    entry = kb.get(entry_id)
-    assert entry is not None
-    a = kb.answer_for(entry, lang)
-    source = a.sources[0]
-    parts = [a.title, a.text.strip()]
-    if a.fell_back:
-        parts.insert(0, t(lang, "fallback_note", language=LANGUAGE_NAMES.get(a.lang, a.lang)))
-    parts.append(t(lang, "answer_footer", source=f"{source.title} ({source.url})",
-                   date=a.reviewed_on.isoformat()))
-    buttons = ((Button(t(lang, "helpful_yes"), f"fb:up:{a.entry_id}"[:64]),
-                Button(t(lang, "helpful_no"), f"fb:down:{a.entry_id}"[:64])),
-               (Button(t(lang, "talk_to_counsellor"), "human:ask"),))
-    return Reply("answer", "\n\n".join(parts), a.lang, buttons=buttons, source_title=source.title,
-                 source_url=source.url, reviewed_on=a.reviewed_on, entry_id=a.entry_id, fell_back=a.fell_back)
+_MESSAGE_KEYS: frozenset[str] = frozenset(MESSAGES)
 
 
-def crisis_text(t: Translator, emergency: Mapping[str, Sequence[EmergencyContact]],
-                countries: Sequence[str | None], lang: str) -> str:
-    """The crisis reply: what to do now, the emergency numbers of the first known country, and
-    the embassy route. Shared by the engine and the Rasa action API."""
-    parts = [t(lang, "crisis")]
-    for country in dict.fromkeys(c for c in countries if c):
-        contacts = emergency.get(country)
-        if contacts:
-            lines = [f"{c.label}: {c.phone or c.url}" for c in contacts]
-            parts.append("\n".join([t(lang, "crisis_numbers", country=_country_name(country, lang)), *lines]))
-            break
-    parts.append(t(lang, "crisis_embassy"))
-    return "\n\n".join(parts)
+def _for_profile(result: SearchResult, origin: str | None) -> str | None:
+    """The entry written for the person's citizenship, when the search is torn between it and others.
+
+    An entry for everyone (``origin: []``) and one for Tajik citizens both match a Tajik person;
+    the specific one is the answer. Only among what the search would answer or offer as choices
+    (never to override "no answer"), and only when exactly one of them is written for that country.
+    """
+    if not origin or not result.hits or result.decision not in ("answer", "clarify"):
+        return None
+    if result.decision == "answer":
+        topic = result.hits[0].entry.topic
+        pool = [h.entry for h in result.hits[:5] if h.entry.topic == topic]
+    else:
+        ids = {c.entry_id for c in result.candidates}
+        pool = [h.entry for h in result.hits[:5] if h.entry.id in ids]
+    specific = [e.id for e in pool if origin in e.origin]
+    return specific[0] if len(specific) == 1 else None
+
+
+def _fits(entry: Any, profile: Profile) -> bool:
+    if profile.origin and entry.origin and profile.origin not in entry.origin:
+        return False
+    return not (profile.destination and entry.destination and profile.destination not in entry.destination)
+
+
+def _format_when(moment: dt.datetime, lang: str) -> str:
+    """"Tuesday, 8 December, 09:00" in the reader's language (CLDR), in the MRC's time zone."""
+    from babel.dates import format_datetime
+
+    locale = {"prs": "fa_AF", "ckb": "ckb_IQ", "uz": "uz_Latn"}.get(lang, lang)
+    for loc in (locale, "en"):
+        try:
+            return str(format_datetime(moment, "EEEE, d MMMM, HH:mm", tzinfo=moment.tzinfo, locale=loc))
+        except Exception:  # a locale Babel lacks: try English
+            continue
+    return moment.strftime("%A %d %B %H:%M")
 
 
 async def _insert_messages(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -613,6 +1058,7 @@ def _reply_from(payload: Mapping[str, Any]) -> Reply:
     data = dict(payload)
     rows = tuple(tuple(Button(b["label"], b["payload"]) for b in row) for row in data.pop("buttons", []))
     reviewed = data.pop("reviewed_on", None)
+    data["sources"] = tuple(tuple(pair) for pair in data.pop("sources", None) or ())
     kind: ReplyKind = data.pop("kind")
     return Reply(kind=kind, buttons=rows, reviewed_on=dt.date.fromisoformat(reviewed) if reviewed else None,
                  **data)

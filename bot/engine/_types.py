@@ -19,6 +19,8 @@ ReplyKind = Literal[
     "counsellor_has_it", "counsellor", "smalltalk", "feedback", "attachment", "help", "delete_confirm",
     "delete_cancelled",
     "deleted", "profile", "error",
+    # second release
+    "menu", "no_answer", "offer_human", "ask", "status", "location", "declined",
 ]
 
 
@@ -34,6 +36,11 @@ class IncomingMessage:
     callback: str | None = None  # payload of a pressed button, e.g. "lang:ru", "fb:down:ru-patent"
     command: str | None = None  # "start", "language", "human", "delete", "help"
     client_lang: str | None = None  # the language the client reports (Telegram language_code)
+    #: a shared location's country (ISO code), when the channel could tell it
+    location_country: str | None = None
+    #: what a counsellor needs to see of an attachment: "[voice, 14 s]", the Bot API file id
+    attachment_note: str | None = None
+    attachment_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,3 +63,9 @@ class Reply:
     entry_id: str | None = None
     fell_back: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    #: every source of an answer once: (title in the reader's language, url)
+    sources: tuple[tuple[str, str], ...] = ()
+    #: "Checked on 7 December 2026", in the reader's language and date format
+    reviewed_label: str | None = None
+    #: the answer's topic id (for follow-ups, feedback and the evaluation)
+    topic: str | None = None

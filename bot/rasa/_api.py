@@ -217,7 +217,7 @@ def rasa_router(settings: Settings, sessions: async_sessionmaker[AsyncSession],
             await session.commit()
         log.info("rasa: opened ticket %d (%s)", ticket_id, reason.value)
         if reason is Reason.CRISIS:
-            text = crisis_text(t, options.emergency, (profile.destination, profile.origin), lang)
+            text = crisis_text(t, options.emergency, profile.destination or profile.origin, lang, kind=kind)
             return ActionOut(kind="crisis", lang=lang, ticket_id=ticket_id, messages=[MessageOut(text=text)])
         return ActionOut(kind="ticket_opened", lang=lang, ticket_id=ticket_id,
                          messages=[MessageOut(text=t(lang, "ticket_opened"))])

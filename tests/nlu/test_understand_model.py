@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
     [
         ("I was beaten, help", "en", "crisis", "violence"),
         ("Мени бир бөлмөгө камап коюшту, эшикти ачпай жатышат", "ky", "crisis", "locked_in"),
-        ("Мне очень плохо, не вижу смысла жить дальше", "ru", "crisis", "suicidal"),
+        ("Мне очень плохо, не вижу смысла жить дальше", "ru", "crisis", "self_harm"),
         ("what are signs of trafficking", "en", "question", None),
         ("What rights does a migrant have if the police stop him?", "en", "question", None),
         ("My salary is late again this month", "en", "question", None),
