@@ -52,7 +52,8 @@ def hamroh_app() -> Any:
 
 
 class _Bm25:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, exclude: frozenset[tuple[str, str, int]] = frozenset(),
+                 exclude_topics: frozenset[str] = frozenset()) -> None:
         import bm25s
 
         from bot.services import load_content
@@ -61,8 +62,11 @@ class _Bm25:
         self.topics: list[str] = []
         corpus: list[list[str]] = []
         for entry in load_content(settings).published:
-            for tr in entry.translations.values():
-                corpus.append(lexical_tokens(" ".join([tr.title, *tr.questions])))
+            if entry.topic in exclude_topics:
+                continue
+            for lang, tr in entry.translations.items():
+                kept = [q for n, q in enumerate(tr.questions) if (entry.id, lang, n) not in exclude]
+                corpus.append(lexical_tokens(" ".join([tr.title, *kept])))
                 self.topics.append(entry.topic)
         self.vocab: dict[str, int] = {}
         ids = [[self.vocab.setdefault(tok, len(self.vocab)) for tok in doc] for doc in corpus]
@@ -135,8 +139,12 @@ def _uvicorn(factory: str, settings: Settings, env: dict[str, str], timeout: flo
 
 
 # --------------------------------------------------------------------------- Rasa's FAQ project
-def build_faq_project(settings: Settings, out: Path, *, epochs: int) -> Any:
-    """A Rasa NLU project: ``faq/<topic>`` from titles and example questions, ``out_of_scope``."""
+def build_faq_project(settings: Settings, out: Path, *, epochs: int,
+                      exclude: frozenset[tuple[str, str, int]] = frozenset()) -> Any:
+    """A Rasa NLU project: ``faq/<topic>`` from titles and example questions, ``out_of_scope``.
+
+    ``exclude`` leaves out example questions (entry id, language, position): a held-out fold.
+    """
     import yaml
 
     from bot.services import load_content
@@ -146,8 +154,9 @@ def build_faq_project(settings: Settings, out: Path, *, epochs: int) -> Any:
     blocks: dict[str, list[str]] = defaultdict(list)
     seen: set[str] = set()
     for entry in sorted(load_content(settings).published, key=lambda e: e.id):
-        for tr in entry.translations.values():
-            for text in [tr.title, *tr.questions]:
+        for lang, tr in entry.translations.items():
+            kept = [q for n, q in enumerate(tr.questions) if (entry.id, lang, n) not in exclude]
+            for text in [tr.title, *kept]:
                 text = " ".join(text.split())
                 if text and text.casefold() not in seen:
                     seen.add(text.casefold())
@@ -181,6 +190,7 @@ class _Outcome:
 @dataclass
 class _Score:
     name: str
+    key: str = ""
     ranks: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
     wrong: int = 0
     right: int = 0
@@ -200,6 +210,21 @@ class _Score:
         self.ranks[item.lang].append(bool(out.ranked) and out.ranked[0] == item.topic)
         self.right += out.answered == item.topic
         self.wrong += out.answered is not None and out.answered != item.topic
+
+
+    def as_json(self) -> dict[str, Any]:
+        all_hits = [h for v in self.ranks.values() for h in v]
+        answerable = len(all_hits) or 1
+        return {
+            "recall_at_1": round(sum(all_hits) / answerable, 4),
+            "right": round(self.right / answerable, 4),
+            "wrong": round(self.wrong / (self.items or 1), 4),
+            "none_handoff": round(self.none_abstained / self.none_total, 4) if self.none_total else None,
+            "p50_ms": round(_pct(self.latency, 0.5), 2),
+            "p95_ms": round(_pct(self.latency, 0.95), 2),
+            "per_language": {lang: {"n": len(h), "recall_at_1": round(sum(h) / len(h), 4)}
+                             for lang, h in sorted(self.ranks.items()) if h},
+        }
 
 
 def _timed(client: httpx.Client, url: str, payload: dict[str, Any]) -> tuple[Any, float]:
@@ -238,14 +263,111 @@ def _table(scores: Sequence[_Score], items: Sequence[EvalItem]) -> str:
     return "\n".join(lines)
 
 
+def _report(scores: Sequence[_Score], items: Sequence[EvalItem], *, as_json: bool, note: str) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps({"systems": {s.key: s.as_json() for s in scores}, "items": len(items), "note": note},
+                         indent=2, ensure_ascii=False))
+        return
+    print()
+    print(_table(scores, items))
+    print(note)
+
+
+_NOTE = ("\nR@1: top-ranked topic is right (abstention ignored), per language and overall; right: answered "
+         "confidently\nwith the right topic (share of answerable items); wrong: answered confidently with the "
+         "wrong topic\n(share of all items, 'none' items included); none→h: off-topic items not answered; "
+         "latency per message\nthrough each system's HTTP API (sequential, keep-alive, after a warm-up). "
+         "'Hamroh ranking' is Hamroh's\ntop entry always taken as the answer (no decision), timed in process.")
+
+
+# --------------------------------------------------------------------------- held-out folds
+def run_holdout(settings: Settings, *, k: int, seed: int = 0, epochs: int = 40, threshold: float = 0.5,
+                as_json: bool = False, rasa: bool = True) -> int:
+    """The same K folds as ``hamroh kb eval --holdout K``: each fold's example questions leave every
+    system's index (and Rasa's training data), then are asked. Everything runs in process (no HTTP):
+    latency is the search alone."""
+    from bot.services import open_knowledge_base
+    from knowledge_base._eval import _question, question_folds
+
+    kb = open_knowledge_base(settings)
+    vectors = kb.vectors()
+    hamroh = _Score("Hamroh (hybrid + decision)", "hamroh")
+    ranking = _Score("Hamroh ranking (no decision)", "hamroh-ranking")
+    bm25 = _Score("BM25 alone", "bm25")
+    rasa_score = _Score(f"Rasa ResponseSelector (conf>={threshold})", "rasa")
+    scores = [hamroh, ranking, bm25]
+    rasa_env = None
+    if rasa:
+        from bot.rasa import RasaUnavailable, ensure_env
+
+        try:
+            rasa_env = ensure_env()
+            scores.insert(1, rasa_score)
+        except RasaUnavailable as exc:
+            print(f"Rasa is not available, it is left out: {exc}", file=sys.stderr)
+    all_items: list[EvalItem] = []
+    for f, rows in enumerate(question_folds(kb, k, seed)):
+        masked = kb.masked(rows=rows)
+        exclude = frozenset((kb.entries[kb.rows[r].entry].id, kb.rows[r].lang, kb.rows[r].n) for r in rows)
+        lexical = _Bm25(settings, exclude=exclude)
+        items = [_question(kb, r) for r in rows]
+        all_items.extend(items)
+        for row, item in zip(rows, items, strict=True):
+            start = time.perf_counter()
+            result = masked.search(item.text, item.lang, qvec=vectors[row])
+            seconds = time.perf_counter() - start
+            ranked = result.ranked_topics()
+            hamroh.add(item, _Outcome(ranked, result.answer.topic if result.answer else None, seconds))
+            ranking.add(item, _Outcome(ranked, ranked[0] if ranked else None, seconds))
+            start = time.perf_counter()
+            hits = [t for t, _ in lexical.search(item.text)]
+            bm25.add(item, _Outcome(hits, hits[0] if hits else None, time.perf_counter() - start))
+        if rasa_env is not None:
+            _rasa_fold(settings, rasa_env, rasa_score, items, exclude, f, epochs, threshold)
+        print(f"fold {f + 1}/{k}: {len(rows)} questions", file=sys.stderr, flush=True)
+    note = (f"\n{k} folds over the knowledge base's own example questions (seed {seed}): each fold removed from "
+            "every system's index\nand Rasa's training data, then asked; latency is in process (no HTTP)."
+            + _NOTE.split("latency per message")[0].rstrip())
+    _report(scores, all_items, as_json=as_json, note=note)
+    return 0
+
+
+def _rasa_fold(settings: Settings, env: Path, score: _Score, items: Sequence[EvalItem],
+               exclude: frozenset[tuple[str, str, int]], fold: int, epochs: int, threshold: float) -> None:
+    from bot.rasa import run_servers, train
+
+    project = build_faq_project(settings, settings.path(Path(f"build/rasa/peers-fold{fold}")), epochs=epochs,
+                                exclude=exclude)
+    model = train(env, project, name=f"peers-fold{fold}")
+    client = httpx.Client(timeout=60)
+    with run_servers(env, model, project, hamroh_url="", token="", actions=False) as servers:
+        parse = servers.rasa_url + "/model/parse"
+        for item in items:
+            body, seconds = _timed(client, parse, {"text": item.text})
+            score.add(item, _rasa_outcome(body, seconds, threshold))
+    client.close()
+
+
+def _rasa_outcome(body: dict[str, Any], seconds: float, threshold: float) -> _Outcome:
+    selected = (body.get("response_selector") or {}).get("faq") or {}
+    ranking = selected.get("ranking") or []
+    ranked = [str(r.get("intent_response_key", "")).partition("/")[2] for r in ranking]
+    top = selected.get("response") or {}
+    confident = (body.get("intent") or {}).get("name") == "faq" and float(top.get("confidence") or 0) >= threshold
+    return _Outcome(ranked, ranked[0] if ranked and confident else None, seconds)
+
+
 # --------------------------------------------------------------------------- the run
-def run(settings: Settings, *, eval_file: Path, epochs: int = 40, threshold: float = 0.5) -> int:
+def run(settings: Settings, *, eval_file: Path, epochs: int = 40, threshold: float = 0.5,
+        as_json: bool = False, rasa: bool = True) -> int:
     from bot.rasa import RasaUnavailable, ensure_env, run_servers, train
     from bot.services import open_knowledge_base
     from storage import upgrade
 
     items = load_eval_items(eval_file)
-    print(f"{len(items)} items from {eval_file}", flush=True)
+    print(f"{len(items)} items from {eval_file}", file=sys.stderr if as_json else sys.stdout, flush=True)
     config = settings.root / "config.yml"
     tmp = Path(tempfile.mkdtemp(prefix="hamroh-peers-"))
     db = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
@@ -253,18 +375,21 @@ def run(settings: Settings, *, eval_file: Path, epochs: int = 40, threshold: flo
     env = {"HAMROH_CONFIG": str(config), "HAMROH_DATABASE_URL": db}
 
     kb = open_knowledge_base(settings)  # Hamroh's ranking (the API shows none when it hands off)
-    hamroh = _Score("Hamroh (hybrid + decision)")
-    bm25 = _Score("BM25 alone")
-    rasa = _Score(f"Rasa ResponseSelector (conf>={threshold})")
-    scores = [hamroh, rasa, bm25]
-    try:
-        rasa_env = ensure_env()
-        project = build_faq_project(settings, settings.path(Path("build/rasa/peers")), epochs=epochs)
-        model = train(rasa_env, project, name="peers")
-    except RasaUnavailable as exc:
-        print(f"Rasa is not available, it is left out: {exc}", file=sys.stderr)
-        scores.remove(rasa)
-        model = None
+    hamroh = _Score("Hamroh (hybrid + decision)", "hamroh")
+    ranking = _Score("Hamroh ranking (no decision)", "hamroh-ranking")
+    bm25 = _Score("BM25 alone", "bm25")
+    rasa_score = _Score(f"Rasa ResponseSelector (conf>={threshold})", "rasa")
+    scores = [hamroh, ranking, rasa_score, bm25]
+    model = None
+    if rasa:
+        try:
+            rasa_env = ensure_env()
+            project = build_faq_project(settings, settings.path(Path("build/rasa/peers")), epochs=epochs)
+            model = train(rasa_env, project, name="peers")
+        except RasaUnavailable as exc:
+            print(f"Rasa is not available, it is left out: {exc}", file=sys.stderr)
+    if model is None:
+        scores.remove(rasa_score)
 
     client = httpx.Client(timeout=60)
     with _uvicorn("bench.peers:hamroh_app", settings, env) as url:
@@ -273,7 +398,11 @@ def run(settings: Settings, *, eval_file: Path, epochs: int = 40, threshold: flo
         for item in items:
             body, seconds = _timed(client, url + "/api/ask", {"question": item.text, "lang": item.lang})
             answered = body.get("topic") if body.get("decision") == "answer" else None
-            hamroh.add(item, _Outcome(kb.search(item.text, item.lang).ranked_topics(), answered, seconds))
+            start = time.perf_counter()
+            ranked = kb.search(item.text, item.lang).ranked_topics()
+            in_process = time.perf_counter() - start
+            hamroh.add(item, _Outcome(ranked, answered, seconds))
+            ranking.add(item, _Outcome(ranked, ranked[0] if ranked else None, in_process))
     with _uvicorn("bench.peers:bm25_app", settings, env) as url:
         for item in items[:WARM_UP]:
             client.post(url + "/search", json={"text": item.text})
@@ -288,18 +417,7 @@ def run(settings: Settings, *, eval_file: Path, epochs: int = 40, threshold: flo
                 client.post(parse, json={"text": item.text})
             for item in items:
                 body, seconds = _timed(client, parse, {"text": item.text})
-                selected = (body.get("response_selector") or {}).get("faq") or {}
-                ranking = selected.get("ranking") or []
-                ranked = [str(r.get("intent_response_key", "")).partition("/")[2] for r in ranking]
-                top = selected.get("response") or {}
-                confident = (body.get("intent") or {}).get("name") == "faq" and \
-                    float(top.get("confidence") or 0) >= threshold
-                rasa.add(item, _Outcome(ranked, ranked[0] if ranked and confident else None, seconds))
+                rasa_score.add(item, _rasa_outcome(body, seconds, threshold))
     client.close()
-    print()
-    print(_table(scores, items))
-    print("\nR@1: top-ranked topic is right (abstention ignored), per language and overall; right: answered "
-          "confidently\nwith the right topic (share of answerable items); wrong: answered confidently with the "
-          "wrong topic\n(share of all items, 'none' items included); none→h: off-topic items not answered; "
-          "latency per message\nthrough each system's HTTP API (sequential, keep-alive, after a warm-up).")
+    _report(scores, items, as_json=as_json, note=_NOTE)
     return 0

@@ -25,7 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from knowledge_base import KnowledgeBase, Profile, QueryError
 from storage import RateLimiter, clean_text, create_engine, open_pool, session_factory
 
-from .channels.telegram import build_telegram_application, run_telegram, telegram_webhook_route
+from .channels.telegram import TelegramGroupNotifier, build_telegram_application, run_telegram, telegram_webhook_route
 from .channels.web import create_web_router
 from .engine import ConversationEngine
 from .logsafe import install_log_redaction
@@ -60,7 +60,12 @@ class AskRequest(BaseModel):
     @classmethod
     def _storable(cls, value: object) -> object:
         # a lone surrogate reached the tokenizer and gave a 500 whose traceback quoted the question
-        return clean_text(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        cleaned = clean_text(value)
+        if not any(ch.isalnum() for ch in cleaned):
+            raise ValueError("the question is empty: write it in words")
+        return cleaned
 
 
 class SourceOut(BaseModel):
@@ -157,6 +162,13 @@ async def _retention_loop(settings: Settings, sessions: Any, db: Any) -> None:
         await asyncio.sleep(24 * 3600)
 
 
+async def _crisis_sweep(engine: ConversationEngine, every: float = 60.0) -> None:
+    """The safety net for crisis alerts: one that failed (Telegram down) is retried every minute."""
+    while True:
+        await asyncio.sleep(every)
+        await engine.send_crisis_alerts()
+
+
 def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: bool = False,
                channels: bool = False) -> FastAPI:
     """Build the application; ``kb`` lets tests inject a prepared knowledge base.
@@ -170,10 +182,13 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     db = create_engine(settings.database_url_resolved, postgres_pool_size=settings.database_pool_size)
     sessions = session_factory(db)
     understander = open_understander(settings, embedder)
-    engine = build_engine(settings, sessions, lambda: app.state.kb, understander)
+    notifier = TelegramGroupNotifier()
+    engine = build_engine(settings, sessions, lambda: app.state.kb, understander,
+                          notifier=notifier if settings.console.telegram_group_chat_id else None)
     limiter = _rate_limiter(settings, sessions)
 
     telegram = _telegram_application(settings, engine) if channels else None
+    notifier.application = telegram
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -194,6 +209,7 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         if console or channels:
             warn_insecure(settings)
         purging = asyncio.create_task(_retention_loop(settings, sessions, db))
+        sweeping = asyncio.create_task(_crisis_sweep(engine))
         async with AsyncExitStack() as stack:
             if telegram is not None:
                 try:
@@ -208,8 +224,11 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         # wait for the purge task to stop before closing the pool: disposing under a running query
         # left a task that never finished, and the server (or a test client) hung on shutdown
         purging.cancel()
+        sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purging
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
         await db.dispose()
 
     # no /openapi.json: the API's shape is in the README, and a public schema only helps a prober

@@ -201,7 +201,7 @@ def _kb_eval_holdout(settings: Settings, args: argparse.Namespace) -> int:
     kb = open_knowledge_base(settings)
     out: dict[str, Any] = {}
     if args.holdout:
-        report = holdout_questions(kb, args.holdout, seed=args.seed)
+        report = holdout_questions(kb, args.holdout, seed=args.seed, grouped=args.grouped)
         if not args.failures:
             report.pop("failures")
         out["holdout"] = report
@@ -460,10 +460,14 @@ def cmd_rasa(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bench_peers(settings: Settings, args: argparse.Namespace) -> int:
-    from bench.peers import run
+    from bench.peers import run, run_holdout
 
+    if args.holdout:
+        return run_holdout(settings, k=args.holdout, seed=args.seed, epochs=args.epochs,
+                           threshold=args.rasa_threshold, as_json=args.json, rasa=not args.no_rasa)
     eval_file = Path(args.file) if args.file else settings.root.parent / "shared/eval/retrieval-dev.yaml"
-    return run(settings, eval_file=eval_file, epochs=args.epochs, threshold=args.rasa_threshold)
+    return run(settings, eval_file=eval_file, epochs=args.epochs, threshold=args.rasa_threshold,
+               as_json=args.json, rasa=not args.no_rasa)
 
 
 # --------------------------------------------------------------------------- parser
@@ -503,6 +507,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--holdout-topics", type=int, metavar="K",
                    help="whole topics removed in K folds; their questions must not get another entry's answer")
     e.add_argument("--seed", type=int, default=0, help="how the folds are dealt")
+    e.add_argument("--grouped", action="store_true",
+                   help="with --holdout: the n-th question of an entry leaves in every language at once")
     e.add_argument("--json", action="store_true")
     e.add_argument("--failures", action="store_true", help="list the items that went wrong")
     e.add_argument("--covered-only", action="store_true",
@@ -582,6 +588,11 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("--epochs", type=int, default=40, help="ResponseSelector training epochs")
     bp.add_argument("--rasa-threshold", type=float, default=0.5,
                     help="ResponseSelector confidence below which Rasa is counted as handing off")
+    bp.add_argument("--json", action="store_true", help='{"systems": {NAME: {recall_at_1, right, wrong, ...}}}')
+    bp.add_argument("--holdout", type=int, metavar="K",
+                    help="the folds of 'kb eval --holdout K' instead of a file (Rasa trained once per fold)")
+    bp.add_argument("--seed", type=int, default=0, help="how the --holdout folds are dealt")
+    bp.add_argument("--no-rasa", action="store_true", help="leave Rasa out (it needs Python 3.10 and minutes)")
     bp.set_defaults(func=cmd_bench_peers)
 
     ra = sub.add_parser("rasa", help="Rasa: generated project, its environment, model and servers "

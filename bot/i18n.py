@@ -142,6 +142,14 @@ MESSAGES: dict[str, str] = {
     "media_file": "file",
     "lang_switch_offer": "You are writing in {language}. Shall I answer in {language}?",
     "feedback_question": "Did this answer help you?",
+    # Telegram's command menu (setMyCommands), one short line each
+    "cmd_start": "Start again",
+    "cmd_menu": "What I can help with",
+    "cmd_language": "Change the language",
+    "cmd_profile": "Your citizenship and where you are",
+    "cmd_human": "Talk to a counsellor",
+    "cmd_delete": "Erase everything about you",
+    "cmd_help": "How to use Hamroh",
 }
 
 

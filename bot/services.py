@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handoff import Notifier
 from knowledge_base import (
     Embedder,
     KnowledgeBase,
@@ -91,12 +91,12 @@ def engine_options(settings: Settings) -> EngineOptions:
 def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
                  kb: Callable[[], KnowledgeBase | None], understander: UnderstandingPort, *,
                  clock: Callable[[], dt.datetime] | None = None,
-                 on_crisis: Callable[[], Any] | None = None) -> ConversationEngine:
+                 notifier: Notifier | None = None) -> ConversationEngine:
     from .console import console_settings
 
     if isinstance(understander, Understander):
         understander = open_understanding(settings, understander)
     return ConversationEngine(sessions=sessions, kb=kb, understander=understander,
                               translator=Translator(settings.fallback_chains), options=engine_options(settings),
-                              console=console_settings(settings), on_crisis=on_crisis,
+                              console=console_settings(settings), notifier=notifier,
                               **({"clock": clock} if clock is not None else {}))

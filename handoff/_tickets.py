@@ -950,8 +950,10 @@ async def delete_user_data(*, session: AsyncSession, user_key: str) -> int:
     count = await _delete_tickets(session, ids)
     if keep is not None:
         await session.execute(delete(TicketNote).where(TicketNote.ticket_id == keep))
-        await session.execute(delete(TicketMessage).where(TicketMessage.ticket_id == keep,
-                                                          TicketMessage.author != Author.SYSTEM.value))
+        # every line goes, system lines too (a transfer note may name the person); one line says why
+        await session.execute(delete(TicketMessage).where(TicketMessage.ticket_id == keep))
+        session.add(TicketMessage(ticket_id=keep, author=Author.SYSTEM.value, text="Deleted by the person",
+                                  created_at=utcnow()))
         await session.execute(update(Ticket).where(Ticket.id == keep).values(
             user_key=f"deleted:{keep}", question_text=None, profile={}))
         count += 1

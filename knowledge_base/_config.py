@@ -96,6 +96,10 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: how the rankings combine: ``rrf`` (reciprocal rank fusion: weight / (rrf_k + rank)) or
+    #: ``score`` (dense cosine + char weight x character n-gram cosine + bm25 weight x BM25 score
+    #: relative to the best one): scores keep how close a match is, which ranks throw away
+    fusion: Literal["rrf", "score"] = "rrf"
     rrf_k: int = Field(30, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(0.6, ge=0)

@@ -335,6 +335,26 @@ class _CharIndex:
         return np.asarray(sub.T @ (w / max(norm, 1e-9))).ravel()
 
 
+# ---------------------------------------------------------------------------- fusion
+def fuse(mode: str, rrf_k: int, w_dense: float, w_bm25: float, w_char: float, dense: Mapping[int, float],
+         lexical: Mapping[int, float], chars: Mapping[int, float]) -> dict[int, float]:
+    """One score per entry from the three channels (``SearchConfig.fusion``)."""
+    fused: dict[int, float] = {}
+    if mode == "score":
+        floor = min(dense.values()) if dense else 0.0  # an entry the dense channel did not return
+        best_lex = max(lexical.values()) if lexical else 1.0
+        for e in {*dense, *(chars if w_char > 0 else {}), *(lexical if w_bm25 > 0 else {})}:
+            fused[e] = (w_dense * dense.get(e, floor) + w_char * chars.get(e, 0.0)
+                        + w_bm25 * lexical.get(e, 0.0) / best_lex)
+        return fused
+    for scores, weight in ((dense, w_dense), (lexical, w_bm25), (chars, w_char)):
+        if weight <= 0:
+            continue
+        for r, e in enumerate(sorted(scores, key=lambda e: -scores[e])):
+            fused[e] = fused.get(e, 0.0) + weight / (rrf_k + r + 1)
+    return fused
+
+
 # ---------------------------------------------------------------------------- answerability
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
@@ -559,16 +579,25 @@ class KnowledgeBase:
         return entry not in self._hidden_entries and _eligible(self.entries[entry], profile)
 
     def _dense(self, qvec: np.ndarray, profile: Profile | None) -> dict[int, float]:
+        return self._dense_rows(qvec, profile)[0]
+
+    def _dense_rows(self, qvec: np.ndarray, profile: Profile | None,
+                    ) -> tuple[dict[int, float], list[tuple[int, float, _Row]]]:
+        """The best cosine per entry, and the nearest visible rows (entry, cosine, row), best first."""
         scores, ids = self.index.search(qvec[None, :], self.config.dense_candidates)
         best: dict[int, float] = {}
+        near: list[tuple[int, float, _Row]] = []
         for score, row_id in zip(scores[0], ids[0], strict=True):
             if row_id < 0:
                 continue
             row = self.rows[int(row_id)]
-            if row.entry in best or not self._visible(row.entry, profile):
+            if not self._visible(row.entry, profile):
                 continue
-            best[row.entry] = float(score)
-        return best
+            if len(near) < 20:
+                near.append((row.entry, float(score), row))
+            if row.entry not in best:
+                best[row.entry] = float(score)
+        return best, near
 
     def _lexical(self, query: str, profile: Profile | None) -> dict[int, float]:
         tokens = [self._vocab[t] for t in lexical_tokens(query) if t in self._vocab]
@@ -622,33 +651,36 @@ class KnowledgeBase:
         text = _clean_query(query, self.config.max_query_chars)
         if qvec is None:
             qvec = self.embedder.embed_queries([text])[0]
-        dense = self._dense(qvec, profile)
-        lexical = self._lexical(text, profile)
         script = script_of(text)
         weights = self.config.weights_for(lang, script)
+        dense, near = self._dense_rows(qvec, profile)
+        lexical = self._lexical(text, profile)
         chars = self._chars(text, profile) if weights.char > 0 or self.config.answerability else {}
         cfg = self.config
         dense_rank = {e: r for r, e in enumerate(sorted(dense, key=lambda e: -dense[e]))}
         lex_rank = {e: r for r, e in enumerate(sorted(lexical, key=lambda e: -lexical[e]))}
         char_rank = {e: r for r, e in enumerate(sorted(chars, key=lambda e: -chars[e]))}
-        fused: dict[int, float] = {}
-        for ranks, weight in ((dense_rank, weights.dense), (lex_rank, weights.bm25), (char_rank, weights.char)):
-            if weight <= 0:
-                continue
-            for e, r in ranks.items():
-                fused[e] = fused.get(e, 0.0) + weight / (cfg.rrf_k + r + 1)
+        fused = fuse(cfg.fusion, cfg.rrf_k, weights.dense, weights.bm25, weights.char, dense, lexical, chars)
         order = sorted(fused, key=lambda e: (-fused[e], -dense.get(e, 0.0)))[:limit]
         hits = [Hit(self.entries[e], fused[e], dense.get(e, 0.0), dense_rank.get(e), lex_rank.get(e),
                     char_rank.get(e), chars.get(e, 0.0)) for e in order]
         oos = float(np.max(self._oos @ qvec)) if self._oos is not None else 0.0
         features: dict[str, float] = {}
         if order:
-            features = self.features(text, script, order[0], hits, dense_rank, lex_rank, char_rank, chars, oos)
+            features = self.features(text, lang, script, order[0], hits, dense_rank, lex_rank, char_rank, chars,
+                                     oos, near)
         return self._decide(hits, lang, oos, features)
 
-    def features(self, text: str, script: str | None, top: int, hits: Sequence[Hit], dense_rank: Mapping[int, int],
-                 lex_rank: Mapping[int, int], char_rank: Mapping[int, int], chars: Mapping[int, float],
-                 oos: float) -> dict[str, float]:
+    def channels(self, text: str, qvec: np.ndarray, profile: Profile | None = None, *, chars: bool = True,
+                 ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+        """Each channel's best score per entry: dense cosine, BM25, character n-gram cosine."""
+        return (self._dense(qvec, profile), self._lexical(text, profile),
+                self._chars(text, profile) if chars else {})
+
+    def features(self, text: str, lang: str | None, script: str | None, top: int, hits: Sequence[Hit],
+                 dense_rank: Mapping[int, int], lex_rank: Mapping[int, int], char_rank: Mapping[int, int],
+                 chars: Mapping[int, float], oos: float,
+                 near: Sequence[tuple[int, float, _Row]] = ()) -> dict[str, float]:
         """Answerability features of the top entry (names match ``search.answerability`` in config.yml)."""
         top_hit = hits[0]
         topic = top_hit.entry.topic
@@ -669,6 +701,14 @@ class KnowledgeBase:
             "coverage_all": everything,
             "char": char_top,
             "oos_gap": top_hit.dense - oos,
+            # the entry's other rows near the question: an entry that answers it is usually close
+            # in several phrasings and languages, a merely-nearest one in a single row
+            "support": sum(1 for e, _, _ in near[:10] if self.entries[e].topic == topic) / 10.0,
+            "second": sorted((c for e, c, _ in near if e == top), reverse=True)[1:2][0]
+            if sum(1 for e, _, _ in near if e == top) > 1 else 0.0,
+            "same_lang": max((c for e, c, r in near if e == top and r.lang == lang), default=0.0),
+            "bm25_rr": 1.0 / (1 + lex_rank[top]) if top in lex_rank else 0.0,
+            "char_rr": 1.0 / (1 + char_rank[top]) if top in char_rank else 0.0,
         }
         if script:
             feats[f"script:{script}"] = 1.0

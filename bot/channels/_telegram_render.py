@@ -109,12 +109,21 @@ def split_html(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     return [part for part in parts if part]
 
 
-def _footer_html(reply: Reply, translate: FooterTranslator | None) -> str | None:
-    """Source and review date, only when the engine did not already put them in the text.
+def _link(title: str, url: str) -> str:
+    if title and url.startswith(("https://", "http://")):
+        return f'<a href="{html.escape(url, quote=True)}">{_escape(title)}</a>'
+    return _escape(title or url)
 
-    The engine composes answers with their footer (so the web chat shows the same words); this is
-    for replies that carry the metadata but not the words, and it never duplicates them.
-    """
+
+def _footer_html(reply: Reply, translate: FooterTranslator | None) -> str | None:
+    """Every source once, as a link titled in the reader's language, then the review date as the
+    reader writes dates. The engine keeps them out of the text so no channel shows them twice."""
+    if reply.sources:
+        lines = [_link(title, url) for title, url in reply.sources]
+        label = _escape(translate(reply.lang, "sources_label")) if translate is not None else ""
+        head = [label] if label else []
+        tail = [_escape(reply.reviewed_label)] if reply.reviewed_label else []
+        return "\n".join([*head, *lines, *tail])
     if reply.source_title is None and reply.reviewed_on is None:
         return None
     if reply.source_title and reply.source_title in reply.text:
@@ -123,14 +132,11 @@ def _footer_html(reply: Reply, translate: FooterTranslator | None) -> str | None
         return None
     title = reply.source_title or ""
     url = reply.source_url or ""
-    if title and url.startswith(("https://", "http://")):
-        source = f'<a href="{html.escape(url, quote=True)}">{_escape(title)}</a>'
-    else:
-        source = _escape(title or url)
-    date = reply.reviewed_on.isoformat() if reply.reviewed_on else ""
+    source = _link(title, url)
+    date = reply.reviewed_label or (reply.reviewed_on.isoformat() if reply.reviewed_on else "")
     template = translate(reply.lang, "answer_footer")
     try:
-        return _escape(template).format(source=source, date=date)
+        return _escape(template).format(source=source, date=_escape(date))
     except (KeyError, IndexError, ValueError):  # a translation with broken placeholders
         return _escape(f"{title} {url} {date}".strip())
 

@@ -18,11 +18,13 @@ from telegram import Chat, Message, Update
 from bot.engine import AttachmentKind, IncomingMessage
 from storage import clean_text
 
+from ._geo import country_at
+
 __all__ = ["COMMANDS", "MAX_TEXT_CHARS", "Incoming", "incoming_from_update"]
 
 CHANNEL = "telegram"
 #: commands the engine understands; any other "/word" is passed on as ordinary text
-COMMANDS = frozenset({"start", "language", "human", "delete", "help"})
+COMMANDS = frozenset({"start", "menu", "language", "profile", "human", "delete", "help"})
 #: Telegram sends at most 4096; anything longer is not from Telegram and is cut (the engine says "too long")
 MAX_TEXT_CHARS = 8192
 _MAX_CALLBACK_BYTES = 64
@@ -91,20 +93,38 @@ def incoming_from_update(update: Update, user_key: Callable[[int], str]) -> Inco
     sender = msg.from_user
     if sender is None or sender.is_bot or msg.chat.type != Chat.PRIVATE:
         return None
-    # a caption is not read: the engine answers attachments the same way, and storing less is safer
     text = msg.text
     command: str | None = None
     attachment: AttachmentKind | None = None
+    note: str | None = None
+    country: str | None = None
     if text is not None:
         command, text = _command(text)
     else:
         attachment = _attachment(msg)
         if attachment is None:  # a service message (pinned, auto-delete timer...): nothing said
             return None
+        # a caption is read as text ("is this contract legal?" under a photo is a question)
+        text = msg.caption
+        note = _note(msg, attachment)
+        where = msg.location or (msg.venue.location if msg.venue else None)
+        if where is not None:
+            country = country_at(where.latitude, where.longitude)
     if text is not None:
         # polling reaches here without the webhook's cleaning: make the text storable (replace, never drop)
         text = clean_text(text[:MAX_TEXT_CHARS]) or None
     message = IncomingMessage(channel=CHANNEL, user_key=user_key(sender.id), message_id=str(update.update_id),
                               text=None if command else text, attachment=attachment, command=command,
-                              client_lang=sender.language_code or None)
+                              client_lang=sender.language_code or None, location_country=country,
+                              attachment_note=note)
     return Incoming(message, str(msg.chat.id))
+
+
+def _note(msg: Message, kind: AttachmentKind) -> str:
+    """What a counsellor sees of an attachment: its kind and length, never its content or file id."""
+    seconds = None
+    for media in (msg.voice, msg.audio, msg.video, msg.video_note):
+        if media is not None and getattr(media, "duration", None):
+            seconds = int(media.duration if isinstance(media.duration, int) else media.duration.total_seconds())
+            break
+    return f"[{kind}, {seconds} s]" if seconds else f"[{kind}]"

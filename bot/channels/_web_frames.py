@@ -131,6 +131,8 @@ def reply_frame(out: Outgoing, *, in_reply_to: str | None = None) -> dict[str, A
         "source_title": r.source_title,
         "source_url": safe_url(r.source_url),
         "reviewed_on": r.reviewed_on.isoformat() if r.reviewed_on else None,
+        "reviewed_label": r.reviewed_label,
+        "sources": [{"title": title, "url": safe_url(url)} for title, url in r.sources],
         "entry_id": r.entry_id,
         "fell_back": r.fell_back,
         "extra": dict(r.extra),

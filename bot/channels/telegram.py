@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from telegram import CallbackQuery, LinkPreviewOptions, Update
+from telegram import BotCommand, CallbackQuery, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, TypeHandler
@@ -464,6 +464,51 @@ async def _initialize(application: Application[Any, Any, Any, Any, Any, Any]) ->
         raise TelegramChannelError("Telegram rejected the bot token: check TELEGRAM_BOT_TOKEN") from None
 
 
+class TelegramGroupNotifier:
+    """handoff's ``Notifier`` through the bot: crisis alerts to the MRC's counsellor group.
+
+    Bound late (``application`` is set once the Telegram application exists, which itself needs the
+    engine that needs this notifier); without an application nothing is sent and the console's
+    live queue is the only alert.
+    """
+
+    def __init__(self) -> None:
+        self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+
+    async def send_group_message(self, chat_id: str, text: str) -> None:
+        if self.application is None:
+            raise RuntimeError("Telegram is not running")
+        await self.application.bot.send_message(chat_id=int(chat_id), text=text,
+                                                link_preview_options=LinkPreviewOptions(is_disabled=True))
+
+
+#: the command menu, in the order Telegram shows it
+MENU_COMMANDS: tuple[str, ...] = ("start", "menu", "language", "profile", "human", "delete", "help")
+
+
+async def set_commands(application: Application[Any, Any, Any, Any, Any, Any],
+                       languages: Sequence[str] | None = None) -> int:
+    """Telegram's command menu, once per language (``language_code``), plus a default in English.
+
+    Why per language: the menu is the first thing a new user taps, and a Tajik user who reads no
+    English must still find "talk to a counsellor". A failure is logged, never fatal.
+    """
+    from bot.i18n import Translator
+    from knowledge_base import LANGUAGES
+
+    t = Translator()
+    done = 0
+    codes = {"prs": "fa", "ckb": "ku"}
+    for lang in [None, *(languages or LANGUAGES)]:
+        commands = [BotCommand(name, t(lang or "en", f"cmd_{name}")[:256]) for name in MENU_COMMANDS]
+        try:
+            await application.bot.set_my_commands(commands, language_code=codes.get(lang or "", lang))
+            done += 1
+        except TelegramError as exc:
+            log.warning("setMyCommands failed for %s: %s", lang or "default", type(exc).__name__)
+    return done
+
+
 def _polling_error(error: TelegramError) -> None:
     log.warning("polling Telegram failed: %s; retrying", type(error).__name__)
 
@@ -477,6 +522,7 @@ async def start_polling(application: Application[Any, Any, Any, Any, Any, Any], 
     if application.updater is None:
         raise RuntimeError("this application has no updater; build it with build_telegram_application()")
     await _initialize(application)
+    await set_commands(application)
     await application.start()
     await application.updater.start_polling(timeout=timedelta(seconds=poll_timeout),
                                             allowed_updates=list(ALLOWED_UPDATES),
@@ -494,6 +540,7 @@ async def start_webhook(application: Application[Any, Any, Any, Any, Any, Any], 
     if not _SECRET_TOKEN.fullmatch(secret_token):
         raise ValueError("the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
     await _initialize(application)
+    await set_commands(application)
     await application.start()
     await application.bot.set_webhook(url=url, secret_token=secret_token, allowed_updates=list(ALLOWED_UPDATES),
                                       drop_pending_updates=drop_pending_updates, max_connections=max_connections)

@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handoff import (
     Author,
     ConsoleSettings,
+    Notifier,
     OutboundMessage,
     Priority,
     Reason,
@@ -32,11 +33,12 @@ from handoff import (
     close_by_user,
     delete_user_data,
     next_opening,
+    notify_pending_crises,
     open_ticket,
 )
 from knowledge_base import KnowledgeBase, Profile, QueryError, SearchResult
 from nlu import LanguageHint, Understanding
-from storage import autocommit
+from storage import autocommit, checkpoint_after_erasure
 
 from ..i18n import MESSAGES, Translator
 from ..tables import BotUser, ConversationMessage, OutboxItem
@@ -164,7 +166,7 @@ class ConversationEngine:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], kb: Callable[[], KnowledgeBase | None],
                  understander: UnderstandingPort, translator: Translator, options: EngineOptions,
                  console: ConsoleSettings, clock: Callable[[], dt.datetime] = utcnow,
-                 on_crisis: Callable[[], Any] | None = None) -> None:
+                 notifier: Notifier | None = None) -> None:
         self._sessions = sessions
         self._kb = kb
         self._nlu = understander
@@ -172,7 +174,9 @@ class ConversationEngine:
         self._opt = options
         self._console = console
         self._clock = clock
-        self._on_crisis = on_crisis
+        self._notifier = notifier
+        self._alerts: set[asyncio.Task[Any]] = set()
+        self._crisis_opened = False
         self._seen = _SeenIds()
         self._pending = PendingQuestions()
 
@@ -242,11 +246,15 @@ class ConversationEngine:
         replies, erased = await self._dispatch(session, user, state, message, analysis)
         if erased:
             await session.commit()
+            if isinstance(session.bind, AsyncEngine):
+                # SQLite keeps old copies of erased rows in its write-ahead log until a checkpoint
+                await checkpoint_after_erasure(session.bind)
             return [Outgoing(None, message.user_key, message.channel, address, r) for r in replies]
         user.state = state.dump()
         await self._mirror_to_ticket(session, user, replies, now)
         ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
         await session.commit()
+        self._alert_if_crisis()
         return [Outgoing(i, user.user_key, message.channel, user.address, reply)
                 for i, reply in zip(ids, replies, strict=True)]
 
@@ -345,6 +353,33 @@ class ConversationEngine:
                                                            OutboxItem.sent_at.is_not(None)))
             await session.commit()
             return int(n)
+
+    # ------------------------------------------------------------------ crisis alerts
+    def _alert_if_crisis(self) -> None:
+        """Counsellors hear of a crisis at once: the Telegram group alert goes out right after the
+        ticket is committed, in the background so the person's reply does not wait for Telegram."""
+        if not self._crisis_opened:
+            return
+        self._crisis_opened = False
+        if self._notifier is None:
+            return
+        task = asyncio.create_task(self.send_crisis_alerts())
+        self._alerts.add(task)
+        task.add_done_callback(self._alerts.discard)
+
+    async def send_crisis_alerts(self) -> list[int]:
+        """Announce every crisis ticket not announced yet (also the lifespan's safety-net sweep)."""
+        if self._notifier is None:
+            return []
+        try:
+            async with self._sessions() as session:
+                sent = await notify_pending_crises(session=session, settings=self._console, notifier=self._notifier,
+                                                   now=self._clock())
+                await session.commit()
+                return sent
+        except Exception as exc:  # never let an alert failure reach the person's conversation
+            log.warning("crisis alert sweep failed: %s", type(exc).__name__)
+            return []
 
     # ------------------------------------------------------------------ understanding (no database)
     @staticmethod
@@ -510,7 +545,9 @@ class ConversationEngine:
             await session.commit()
         except IntegrityError:
             await session.rollback()
+            self._crisis_opened = False
             return []
+        self._alert_if_crisis()
         return [Outgoing(i, message.user_key, message.channel, address, r) for i, r in zip(ids, replies, strict=True)]
 
     # ------------------------------------------------------------------ storage helpers
@@ -973,8 +1010,7 @@ class ConversationEngine:
         if analysis.understanding.entities.destination:
             state.location = analysis.understanding.entities.destination
         await self._open_ticket(session, user, Reason.CRISIS, lang, kind, text)
-        if self._on_crisis is not None:
-            self._on_crisis()
+        self._crisis_opened = True  # the alert goes out once the ticket is committed
         country = state.location or user.destination
         if country is None and user.origin and user.stage in ("pre-departure", None) and user.destination is None:
             country = None  # the person's home country is a guess, not where they are: ask

@@ -120,7 +120,12 @@ def _message(reply: Reply) -> MessageOut:
             payload = _rasa_payload(b.payload)
             if payload is not None:
                 buttons.append(ButtonOut(title=b.label, payload=payload))
-    return MessageOut(text=reply.text, buttons=buttons)
+    text = reply.text
+    if reply.sources:
+        # Rasa's channels show plain text: the sources and the review date go under the answer
+        lines = [f"{title} ({url})" for title, url in reply.sources]
+        text = "\n\n".join([text, "\n".join([*lines, reply.reviewed_label or ""]).strip()])
+    return MessageOut(text=text, buttons=buttons)
 
 
 class _LanguageOf:

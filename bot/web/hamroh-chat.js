@@ -57,6 +57,22 @@
     for (var j = 0; j < bytes.length; j++) out += ("0" + bytes[j].toString(16)).slice(-2);
     return out;
   }
+  // phone numbers in a crisis reply become tap-to-call links (text nodes only: never HTML)
+  function telLinks(node, text) {
+    var re = /(\+?\d[\d\s-]{0,14}\d|\b\d{2,}\b)/g, last = 0, m;
+    while ((m = re.exec(text))) {
+      var digits = m[0].replace(/[^\d+]/g, "");
+      if (digits.replace("+", "").length < 2 || digits.length > 16) continue;
+      node.appendChild(document.createTextNode(text.slice(last, m.index)));
+      var a = node.appendChild(el("a", "hamroh-tel", m[0]));
+      a.href = "tel:" + digits;
+      last = m.index + m[0].length;
+    }
+    node.appendChild(document.createTextNode(text.slice(last)));
+  }
+  function hostOf(url) {
+    try { return new URL(url).hostname.replace(/^www\./, ""); } catch (e) { return url; }
+  }
   function safeUrl(url) { return typeof url === "string" && /^https?:\/\/[^\s<>"'`]+$/i.test(url) ? url : null; }
   function backoff() {
     var ms = Math.min(30000, 1000 * Math.pow(2, S.attempt++));
@@ -316,21 +332,32 @@
       msg.setAttribute("dir", RTL[f.lang] ? "rtl" : "ltr");
     }
     msg.appendChild(el("span", "hamroh-sr", L(kind === "counsellor" ? "counsellor" : "bot") + ": "));
-    msg.appendChild(el("p", "hamroh-text", f.text || ""));
-    var url = safeUrl(f.source_url);
-    if (f.source_title || url) {
-      var src = msg.appendChild(el("p", "hamroh-src", L("source") + ": "));
-      if (url) {
-        var a = src.appendChild(el("a", null, f.source_title || url));
-        a.href = url;
-        a.target = "_blank";
-        a.rel = "noopener noreferrer";
-        a.appendChild(el("span", "hamroh-sr", " (" + L("new_tab") + ")"));
-      } else {
-        src.appendChild(document.createTextNode(f.source_title));
-      }
+    var body = msg.appendChild(el("p", "hamroh-text"));
+    if (kind === "crisis") telLinks(body, f.text || ""); else body.textContent = f.text || "";
+    var sources = Array.isArray(f.sources) && f.sources.length ? f.sources
+      : (f.source_title || f.source_url ? [{ title: f.source_title, url: f.source_url }] : []);
+    if (sources.length) {
+      var list = msg.appendChild(el("p", "hamroh-src", L("source") + ": "));
+      sources.forEach(function (s, i) {
+        if (!s) return;
+        var url = safeUrl(s.url);
+        if (i) list.appendChild(document.createTextNode(" · "));
+        if (url) {
+          var a = list.appendChild(el("a", null, s.title || hostOf(url)));
+          a.href = url;
+          a.target = "_blank";
+          a.rel = "noopener noreferrer";
+          a.appendChild(el("span", "hamroh-sr", " (" + L("new_tab") + ")"));
+        } else if (s.title) {
+          list.appendChild(document.createTextNode(s.title));
+        }
+      });
     }
-    if (typeof f.reviewed_on === "string" && /^\d{4}-\d{2}-\d{2}$/.test(f.reviewed_on)) {
+    if (typeof f.reviewed_label === "string" && f.reviewed_label) {
+      var when = msg.appendChild(el("p", "hamroh-date"));
+      var t = when.appendChild(el("time", null, f.reviewed_label));
+      if (typeof f.reviewed_on === "string") t.setAttribute("datetime", f.reviewed_on);
+    } else if (typeof f.reviewed_on === "string" && /^\d{4}-\d{2}-\d{2}$/.test(f.reviewed_on)) {
       var date = msg.appendChild(el("p", "hamroh-date", L("checked") + ": "));
       var time = date.appendChild(el("time", null, fmtDate(f.reviewed_on, f.lang || S.lang)));
       time.setAttribute("datetime", f.reviewed_on);

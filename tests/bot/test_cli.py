@@ -29,7 +29,8 @@ def test_validate_fails_with_file_and_fix_on_broken_content(tmp_path: Path, monk
 def test_stats_json_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(ROOT / "config.yml"), "kb", "stats", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"topics", "missing", "expired"}
+    assert set(data) == {"topics", "missing", "expired", "stale_translations", "homepage_sources"}
+    assert data["missing"] == {} and data["homepage_sources"] == {}
     assert "en" in data["topics"]["ru-patent"]
 
 

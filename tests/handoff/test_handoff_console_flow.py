@@ -243,6 +243,7 @@ async def test_resolve_returns_the_user_to_the_bot(sessions, settings):
             t = await db.get(Ticket, ticket.id)
             assert t.status == Status.RESOLVED and t.topic == "registration"
             assert await db.scalar(select(func.count()).select_from(TicketMessage)) == 0
-        assert outbound.sent == []  # resolving sends nothing by itself
+        # the person is told, in their language, that their request was closed
+        assert [(key, m.kind, m.lang) for key, m in outbound.sent] == [("u7", "resolved", "ru")]
     finally:
         await browser.aclose()

@@ -249,9 +249,15 @@ async def test_delete_user_data_erases_every_row(sessions, settings):
         assert await delete_user_data(session=db, user_key="gone") == 2
     async with sessions() as db:
         assert await db.scalar(select(func.count()).select_from(Ticket).where(Ticket.user_key == "gone")) == 0
-        for table in (TicketMessage, TicketNote, TicketTransfer):
+        for table in (TicketNote, TicketTransfer):
             assert await db.scalar(select(func.count()).select_from(table)) == 0
-        assert await db.scalar(select(func.count()).select_from(Ticket)) == 1
+        # the open (transferred-to) ticket stays as a closed shell the counsellor can see: "deleted
+        # by the person", detached from them, with nothing they or anyone wrote about them
+        shell = (await db.scalars(select(Ticket).where(Ticket.user_key.like("deleted:%")))).one()
+        assert shell.status == "resolved" and shell.question_text is None and shell.profile == {}
+        lines = (await db.scalars(select(TicketMessage.text))).all()
+        assert lines == ["Deleted by the person"]
+        assert await db.scalar(select(func.count()).select_from(Ticket)) == 2
         audit_text = " ".join((await db.scalars(select(AuditEntry.detail))).all())
     assert "gone" not in audit_text and "secret" not in audit_text
 

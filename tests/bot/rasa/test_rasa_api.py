@@ -46,7 +46,9 @@ def test_a_question_gets_the_curated_answer_with_source_and_date(client: TestCli
     assert body["kind"] == "answer" and entry.topic == "ru-patent" and body["lang"] == "en"
     text = body["messages"][0]["text"]
     assert entry.translations["en"].title in text
-    assert entry.reviewed_on.isoformat() in text and entry.sources[0].url in text
+    from bot.engine import format_day
+
+    assert format_day(entry.reviewed_on, "en") in text and entry.sources[0].url in text
     payloads = [b["payload"] for b in body["messages"][0]["buttons"]]
     assert payloads == ["/ask_human"], "feedback buttons have no Rasa route; the counsellor button does"
 

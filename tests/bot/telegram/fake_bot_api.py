@@ -245,6 +245,9 @@ class FakeBotApi:
         self._record(method, params, ok=True)
         return JSONResponse({"ok": True, "result": result})
 
+    def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        return True
+
     def _api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"id": BOT_ID, "is_bot": True, "first_name": "Hamroh", "username": "hamroh_test_bot",
                 "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}

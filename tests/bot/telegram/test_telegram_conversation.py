@@ -112,7 +112,10 @@ async def test_attachments_reach_the_engine_as_kinds_only(bot_api: FakeBotApi, e
         bot_api.push(message_update(1100 + i, USER, **content))
     await eventually(lambda: len(bot_api.sent()) == len(contents), what="six replies")
     assert [m.attachment for m in engine.messages()] == ["voice", "photo", "file", "sticker", "video", "location"]
-    assert all(m.text is None for m in engine.messages())  # a caption is not stored
+    # a caption is read as text (a photo of a contract with a question under it is a question)
+    assert [m.text for m in engine.messages()] == [None, "my passport number is 123", None, None, None, None]
+    assert engine.messages()[0].attachment_note == "[voice, 3 s]"
+    assert engine.messages()[-1].location_country == "UZ"  # Tashkent: emergency numbers for Uzbekistan
 
 
 async def test_replies_to_one_chat_keep_their_order(bot_api: FakeBotApi, engine: FakeEngine,

@@ -76,7 +76,7 @@ async def test_a_conversation_through_the_real_engine(bot_api: FakeBotApi, real_
         bot_api.push(message_update(1, USER, "/start", language_code="ru"))
         await eventually(lambda: len(bot_api.sent()) == 1, what="the consent notice")
         consent = bot_api.sent()[0]
-        assert buttons(consent) == ["lang:en", "lang:ru", "lang:tg"]
+        assert buttons(consent) == ["consent:ru", "decline", "lang:en", "lang:ru", "lang:tg"]
         assert await real_engine.pending("telegram") == []
 
         # choosing a language is the consent; the answer is stored, sent and marked sent
@@ -84,24 +84,29 @@ async def test_a_conversation_through_the_real_engine(bot_api: FakeBotApi, real_
         await eventually(lambda: len(bot_api.sent()) == 2, what="the welcome")
         assert bot_api.calls_to("answerCallbackQuery")
 
-        # a question without a verified answer → the offer of a counsellor; redelivered twice → once
+        # a question without a verified answer → says so and offers the menu; redelivered twice → once
         question = message_update(3, USER, "Мой <b>патент</b> & виза?")
         bot_api.push(question, question)
         await eventually(lambda: len(bot_api.sent()) == 3, what="the answer")
         bot_api.push(question)
         await asyncio.sleep(0.4)
         assert len(bot_api.sent()) == 3
-        assert "human:noans" in buttons(bot_api.sent()[2])
+        assert "menu" in buttons(bot_api.sent()[2]) and "human:noans" not in buttons(bot_api.sent()[2])
+        # a second miss in a row → a counsellor is offered
+        bot_api.push(message_update(30, USER, "а регистрация?"))
+        await eventually(lambda: len(bot_api.sent()) == 4, what="the counsellor offer")
+        assert "human:noans" in buttons(bot_api.sent()[3])
 
         # "talk to a counsellor" opens a ticket; the counsellor's reply comes through the delivery loop
         bot_api.push(callback_update(4, USER, "human:noans", query_id="q4"))
-        await eventually(lambda: len(bot_api.sent()) == 4, what="the ticket confirmation")
+        await eventually(lambda: len(bot_api.sent()) == 5, what="the ticket confirmation")
+        assert "back" in buttons(bot_api.sent()[4])  # the person can go back to the bot
         await real_engine.send(key_of(USER), OutboundMessage(text="Принесите паспорт <и> договор & визу.",
                                                              ticket_id=1, counsellor_name="Aziza", lang="ru"))
-        await eventually(lambda: len(bot_api.sent()) == 5, what="the counsellor's reply")
+        await eventually(lambda: len(bot_api.sent()) == 6, what="the counsellor's reply")
         await asyncio.sleep(0.3)
-        assert len(bot_api.sent()) == 5
-        assert shown(bot_api.sent()[4]).endswith("Принесите паспорт <и> договор & визу.")
+        assert len(bot_api.sent()) == 6
+        assert shown(bot_api.sent()[5]).endswith("Принесите паспорт <и> договор & визу.")
         assert await real_engine.pending("telegram") == []
         assert bot_api.rejected() == [] and all(p["chat_id"] == USER for p in bot_api.sent())
     finally:

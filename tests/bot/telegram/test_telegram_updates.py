@@ -70,11 +70,12 @@ def test_a_button_press_carries_its_payload_and_the_query_id() -> None:
     assert incoming.address == str(USER)
 
 
-def test_an_animation_is_a_video_not_a_file_and_a_caption_is_not_kept() -> None:
+def test_an_animation_is_a_video_not_a_file_and_its_caption_is_read() -> None:
     doc = {"file_id": "a", "file_unique_id": "au"}
     animation = {**doc, "width": 1, "height": 1, "duration": 1}
-    incoming = convert(message_update(3, USER, animation=animation, document=doc, caption="secret"))
-    assert incoming.message.attachment == "video" and incoming.message.text is None
+    incoming = convert(message_update(3, USER, animation=animation, document=doc, caption="is this legal?"))
+    assert incoming.message.attachment == "video" and incoming.message.text == "is this legal?"
+    assert incoming.message.attachment_note == "[video]"  # kind only: no file id, no content
     assert convert(message_update(4, USER, contact={"phone_number": "+1", "first_name": "A"})).message.attachment \
         == "other"
 
