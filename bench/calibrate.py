@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="cap on confident answers with another entry for removed topics' questions")
     a.add_argument("--dev", help="also report the fitted rule on this evaluation file (e.g. retrieval-dev.yaml)")
     a.add_argument("--features", help=f"comma-separated subset of {','.join(FEATURES)}")
-    a.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic model")
+    a.add_argument("--c", type=float, default=10.0, help="inverse L2 strength of the logistic model")
     a.set_defaults(func=cmd_answerability)
     t = sub.add_parser("thresholds", help="the decision thresholds on an evaluation file")
     t.add_argument("file")

@@ -257,7 +257,8 @@ def _table(scores: Sequence[_Score], items: Sequence[EvalItem]) -> str:
         answerable = len(all_hits)
         row += f"{sum(all_hits) / answerable:>7.3f}" if answerable else f"{'-':>7}"
         row += f"{s.right / answerable:>7.1%}" if answerable else f"{'-':>7}"
-        row += f"{s.wrong / s.items:>7.1%}{(s.none_abstained / s.none_total if s.none_total else 1):>8.0%}"
+        row += f"{s.wrong / s.items:>7.1%}"
+        row += f"{s.none_abstained / s.none_total:>8.0%}" if s.none_total else f"{'-':>8}"
         row += f"{_pct(s.latency, 0.5):>8.1f}{_pct(s.latency, 0.95):>8.1f}"
         lines.append(row)
     return "\n".join(lines)

@@ -313,8 +313,9 @@ class _CharIndex:
         matrix = matrix.multiply(self.idf[None, :]).tocsr()
         norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
-        self.matrix = sparse.csr_matrix(matrix.multiply(1.0 / norms[:, None]), dtype=np.float32)
-        self.matrix_t = self.matrix.T.tocsr()
+        # only the postings (n-gram -> documents) are kept: a query touches few n-grams
+        self.matrix_t = sparse.csr_matrix(matrix.multiply(1.0 / norms[:, None]), dtype=np.float32).T.tocsr()
+        self.n_docs = len(docs)
         self.vocab = vocab
 
     def scores(self, text: str) -> np.ndarray:
@@ -324,7 +325,7 @@ class _CharIndex:
             if j is not None:
                 counts[j] = counts.get(j, 0) + 1
         if not counts:
-            return np.zeros(self.matrix.shape[0], np.float32)
+            return np.zeros(self.n_docs, np.float32)
         idx = np.fromiter(counts, dtype=np.int64)
         w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[idx]
         # unknown n-grams still count in the query's norm: a question mostly made of words the
@@ -414,23 +415,25 @@ class KnowledgeBase:
         self._bm25.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
         self._char = _CharIndex([char_ngrams(" ".join(d.texts)) for d in docs])
         # answerability: what each entry says in any language (titles, kept questions, summaries,
-        # answers), as lexical tokens, and how rare each token is across entries
-        self._entry_tokens: dict[int, frozenset[str]] = {}
+        # answers), as sorted arrays of token ids (a set of strings per entry would cost hundreds of
+        # MB at 10,000 entries), and how rare each token is across entries
+        tok_id: dict[str, int] = {}
+        self._entry_bags: dict[int, np.ndarray] = {}
         for i, entry in enumerate(self.entries):
             if i in self._hidden_entries:
                 continue
-            bag: set[str] = set()
+            bag: set[int] = set()
             for lang, tr in entry.translations.items():
                 kept = [q for n, q in enumerate(tr.questions) if (i, lang, n) not in hidden_questions]
                 for text in (tr.title, tr.summary or "", tr.answer, *kept):
-                    bag.update(self._tokens(text))
-            self._entry_tokens[i] = frozenset(bag)
-        df: dict[str, int] = {}
-        for entry_bag in self._entry_tokens.values():
-            for tok in entry_bag:
-                df[tok] = df.get(tok, 0) + 1
-        n_entries = max(1, len(self._entry_tokens))
-        self._idf = {tok: math.log((1 + n_entries) / (0.5 + c)) for tok, c in df.items()}
+                    bag.update(tok_id.setdefault(t, len(tok_id)) for t in self._tokens(text))
+            self._entry_bags[i] = np.fromiter(sorted(bag), dtype=np.int32, count=len(bag))
+        df = np.zeros(len(tok_id), dtype=np.int64)
+        for arr in self._entry_bags.values():
+            df[arr] += 1
+        n_entries = max(1, len(self._entry_bags))
+        self._tok_id = tok_id
+        self._idf = (np.log((1 + n_entries) / (0.5 + df))).astype(np.float32)
         self._idf_unknown = math.log((1 + n_entries) / 0.5)
 
     def _tokens(self, text: str) -> list[str]:
@@ -638,11 +641,12 @@ class KnowledgeBase:
         "bank" and "account" appear nowhere in it; a question an entry answers shares its rare words.
         """
         tokens = set(lexical_tokens(query))
-        bag = self._entry_tokens.get(entry, frozenset())
-        known = {t: self._idf[t] for t in tokens if t in self._idf}
-        total_known = sum(known.values())
-        hit = sum(w for t, w in known.items() if t in bag)
-        unknown = len(tokens) - len(known)
+        ids = np.array([self._tok_id[t] for t in tokens if t in self._tok_id], dtype=np.int32)
+        weights = self._idf[ids] if len(ids) else np.zeros(0, np.float32)
+        bag = self._entry_bags.get(entry, np.zeros(0, np.int32))
+        total_known = float(weights.sum())
+        hit = float(weights[np.isin(ids, bag, assume_unique=True)].sum()) if len(ids) else 0.0
+        unknown = len(tokens) - len(ids)
         total_all = total_known + unknown * self._idf_unknown
         return (hit / total_known if total_known else 0.0, hit / total_all if total_all else 0.0)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +158,8 @@ class Understander:
         scores = self._scores(cleaned)
         if scores is None:
             return "question", None, 0.3
-        asks = "?" in cleaned or "؟" in cleaned or len(tokens(folded)) >= _SOCIAL_QUESTION_TOKENS
+        asks = ("?" in cleaned or "؟" in cleaned or len(tokens(folded)) >= _SOCIAL_QUESTION_TOKENS
+                or any(p.search(folded) for p in _question_words(rules.lexicon)))
         return self._decide(scores, signal, len(tokens(folded)), asks)
 
     def _scores(self, cleaned: str) -> ActScores | None:
@@ -204,6 +206,19 @@ class Understander:
 def understand(text: str, hint: LanguageHint | None = None, *, understander: Understander) -> Understanding:
     """Module-level convenience: ``understander.understand(text, hint)``."""
     return understander.understand(text, hint)
+
+
+_QUESTION_WORDS: dict[int, tuple[re.Pattern[str], ...]] = {}
+
+
+def _question_words(lexicon: Lexicon) -> tuple[re.Pattern[str], ...]:
+    """The lexicon's question words anywhere in the message ("ob-havo qanday", "weather how"), not
+    only first: enough to veto an embedder-only greeting, never to decide an act alone."""
+    found = _QUESTION_WORDS.get(id(lexicon))
+    if found is None:
+        found = tuple(re.compile(p.pattern.replace("^\\W*", "(?:^|\\s)", 1)) for p in lexicon.interrogative)
+        _QUESTION_WORDS[id(lexicon)] = found
+    return found
 
 
 def _sigmoid(x: float) -> float:

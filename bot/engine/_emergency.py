@@ -72,8 +72,15 @@ def country_buttons(lang: str, payload_prefix: str, *, first: Sequence[str] = ()
     return tuple(rows)
 
 
-def _lines(contacts: Sequence[EmergencyContact]) -> list[str]:
-    return [f"{c.label}: {dialable(c.phone) if c.phone else c.url}" for c in contacts if c.phone or c.url]
+def _lines(contacts: Sequence[EmergencyContact], lang: str) -> list[str]:
+    """One line a number. The labels in config.yml are English (for counsellors, with their sources):
+    a reader of another language sees the number alone, which is what they dial."""
+    out = []
+    for c in contacts:
+        target = dialable(c.phone) if c.phone else c.url
+        if target:
+            out.append(f"{c.label}: {target}" if lang == "en" else f"📞 {target}")
+    return out
 
 
 def crisis_text(t: Translator, emergency: Mapping[str, Sequence[EmergencyContact]], country: str | None,
@@ -92,7 +99,7 @@ def crisis_text(t: Translator, emergency: Mapping[str, Sequence[EmergencyContact
             contacts.sort(key=lambda c: 0 if c.kind == "mental_health" else 1)
         else:
             contacts = [c for c in contacts if c.kind != "mental_health"] or contacts
-        lines = _lines(contacts)
+        lines = _lines(contacts, lang)
         name = country_name(country, lang)
         if lines:
             head = say(lang, "self_harm_numbers" if self_harm else "crisis_numbers", country=name)

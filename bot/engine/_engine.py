@@ -152,6 +152,8 @@ class _SeenIds:
 
 #: a message this short (in words) that names a country continues the previous question
 _FOLLOW_UP_WORDS = 7
+#: the understanding's confidence when a rule (not only the embedder) found a request for a person
+_SURE_ASK_HUMAN = 0.9
 #: a message needs this many words to count towards switching the conversation's language
 _SWITCH_WORDS = 4
 
@@ -536,8 +538,9 @@ class ConversationEngine:
             user_key=user.user_key, channel=message.channel, channel_message_id=message.message_id, direction="in",
             kind="text", text=message.text, lang=lang, created_at=now)])
         text = (message.text or "").strip()
-        replies = await self._crisis(session, user, state, lang, analysis, text, message.message_id)
-        replies.append(self._consent_reply(lang))
+        crisis = await self._crisis(session, user, state, lang, analysis, text, message.message_id)
+        # the notice first and the crisis reply last: the number to call is what stays on screen
+        replies = [self._consent_reply(lang), *crisis]
         user.state = state.dump()
         await self._mirror_to_ticket(session, user, replies, now)
         try:
@@ -634,7 +637,7 @@ class ConversationEngine:
                 await append_user_message(session=session, ticket_id=ticket.id, text=text,
                                           client_key=message.message_id)
             replies = [Reply("counsellor_has_it", self._t(lang, "crisis_received"), lang)]
-        return [*replies, self._consent_reply(lang)]
+        return [self._consent_reply(lang), *replies]
 
     async def _command(self, session: AsyncSession, user: BotUser, state: ConversationState, command: str,
                        lang: str) -> list[Reply]:
@@ -832,6 +835,12 @@ class ConversationEngine:
                 replies.append(Reply("counsellor_has_it", self._t(lang, key), lang))
                 if u.act != "question":
                     return replies
+        if u.act == "ask_human" and u.confidence < _SURE_ASK_HUMAN:
+            # only the embedder thinks so ("telefon tavsiya qiling" looks like "give me a person"):
+            # offer a counsellor with a button instead of putting the person in the queue
+            return [*replies, Reply("offer_human", self._t(lang, "no_answer"), lang,
+                                    buttons=((Button(self._t(lang, "talk_to_counsellor"), "human:ask"),),
+                                             (Button(self._t(lang, "menu_button"), "menu"),)))]
         if u.act == "ask_human":
             return await self._open(session, user, state, Reason.USER_ASKED, lang, None)
         if u.act == "menu":

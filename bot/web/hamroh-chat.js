@@ -258,10 +258,10 @@
     return "en";
   }
 
+  // before consent the person can still write: a cry for help is answered at once, a question is
+  // kept and answered after they agree (the server stores nothing else before consent)
   function lock(locked) {
     S.locked = locked;
-    ui.input.disabled = locked;
-    ui.send.disabled = locked;
     ui.input.placeholder = locked ? L("consent_wait") : L("placeholder");
     if (!locked && S.refocus) {
       S.refocus = false;
@@ -374,6 +374,8 @@
           btn.onclick = function () { press(group, btn, b.payload); };
         });
       });
+      // on a 360x740 phone the notice is longer than the screen: "I agree" and the languages first
+      if (kind === "consent") msg.insertBefore(group, body);
     }
     append(msg);
     if (kind === "deleted") forget(msg);
@@ -397,7 +399,7 @@
 
   function submit() {
     var text = ui.input.value.replace(/^\s+|\s+$/g, "");
-    if (!text || S.locked) return;
+    if (!text) return;
     if (text.length > MAX_CHARS) { note("too_long"); return; }
     ui.input.value = "";
     var frame = { type: "message", text: text };

@@ -177,7 +177,8 @@ async def test_counsellor_handles_a_crisis_ticket_end_to_end(sqlite_template_db,
         finally:
             await browser.close()
 
-    assert len(outbound.sent) == 1
+    # the counsellor's reply, then the news that the request was resolved
+    assert [m.kind for _, m in outbound.sent] == ["reply", "resolved"]
     user_key, message = outbound.sent[0]
     assert user_key == "in-danger" and message.counsellor_name == "Dilnoza" and message.ticket_id == crisis.id
     assert "Встаньте на миграционный учёт" in message.text and "вернуть паспорт" in message.text
