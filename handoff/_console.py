@@ -8,12 +8,14 @@ alerts and one-click insertion of curated answers.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
@@ -22,7 +24,14 @@ from urllib.parse import urlencode, urlsplit
 import anyio.to_thread
 import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -111,6 +120,9 @@ NOTICES = {
     "account_disabled": "Account disabled; its sessions have ended.",
     "account_enabled": "Account enabled.",
 }
+
+#: one event stream lives this long (then the browser reconnects): bounds a forgotten tab
+_EVENT_STREAM_SECONDS = 600
 
 
 class NotSignedIn(Exception):
@@ -335,14 +347,15 @@ def create_console_app(
 def _install_error_pages(app: FastAPI) -> None:
     def page(status: int, title: str) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handler(request: Request, exc: Exception) -> Response:
-            if request.url.path.endswith(("/alerts", "/rows", "/answers")):
+            if request.url.path.endswith(("/alerts", "/rows", "/answers", "/events")):
                 return PlainTextResponse(title, status_code=status)
             return _render(request, "error.html", status_code=status, title=title, message=str(exc))
 
         return handler
 
     async def not_signed_in(request: Request, exc: Exception) -> Response:
-        wants_page = request.method == "GET" and not request.url.path.endswith(("/alerts", "/rows", "/answers"))
+        wants_page = request.method == "GET" and not request.url.path.endswith(
+            ("/alerts", "/rows", "/answers", "/events"))
         if wants_page:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             response: Response = _redirect(request, "/login", next=target)
@@ -571,6 +584,56 @@ def _queue_routes(router: APIRouter) -> None:
                 "mine": int(mine or 0),
             }
         )
+
+    @router.get("/events")
+    async def events(request: Request, me: Me) -> Response:
+        """Server-sent events: the queue, a crisis and a ticket's transcript change, pushed.
+
+        Why a stream and not the page's poll: a crisis must reach a counsellor within seconds, not
+        at the next 15-second poll, and a person's "my phone is about to die" must appear on the open
+        ticket without a reload. The server checks one small version row a second per open console
+        (cheap next to a page poll), and the browser refetches only what changed.
+        """
+        ctx = _ctx(request)
+        _require(can_work_queue(me))
+        raw = request.query_params.get("ticket", "")
+        ticket_id = int(raw) if raw.isdigit() else None
+        scope: list[ColumnElement[bool]] = [Ticket.status.in_(Status.active())]
+        if me.mrc_id is not None:
+            scope.append(Ticket.mrc_id == me.mrc_id)
+
+        async def version() -> tuple[int, ...]:
+            async with ctx.sessions() as db:
+                columns = (func.count(), func.max(Ticket.id), func.max(Ticket.last_user_message_at))
+                queue = (await db.execute(select(*columns).where(*scope))).one()
+                crisis = (await db.execute(select(func.count(), func.max(Ticket.id)).where(
+                    *scope, Ticket.status == Status.OPEN, Ticket.priority == int(Priority.CRISIS)))).one()
+                last = 0
+                if ticket_id is not None:
+                    last = int(await db.scalar(select(func.max(TicketMessage.id))
+                                               .where(TicketMessage.ticket_id == ticket_id)) or 0)
+            stamp = int(queue[2].timestamp()) if queue[2] is not None else 0
+            return int(queue[0] or 0), int(queue[1] or 0), stamp, int(crisis[0] or 0), int(crisis[1] or 0), last
+
+        async def stream() -> AsyncIterator[str]:
+            seen: tuple[int, ...] | None = None
+            yield "retry: 3000\n\n"
+            for _ in range(_EVENT_STREAM_SECONDS):
+                if await request.is_disconnected():
+                    return
+                now = await version()
+                if seen is None or now != seen:
+                    data = json.dumps({"open": now[0], "crisis": now[3], "newest_crisis": now[4],
+                                       "ticket_message": now[5], "first": seen is None,
+                                       "new_crisis": seen is not None and now[4] > seen[4]})
+                    yield f"event: change\ndata: {data}\n\n"
+                    seen = now
+                else:
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(1.0)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @router.post("/claim-next")
     async def claim_next_ticket(request: Request, me: Me) -> Response:

@@ -1,4 +1,4 @@
-/* Hamroh console: live queue and crisis alerts by polling; curated-answer insertion.
+/* Hamroh console: live queue, crisis alerts and transcripts (server-sent events); curated answers.
    Everything works without this file; it only saves reloads. No inline script (CSP). */
 (function () {
   "use strict";
@@ -35,8 +35,53 @@
     }
   }
 
+  // a new crisis: a sound and a browser notification, even when the tab is in the background
+  function ring(ticket) {
+    window.hamrohAlerts = (window.hamrohAlerts || 0) + 1;  // a hook for tests and for screen readers' logs
+    try {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (Ctx) {
+        var ctx = new Ctx(), osc = ctx.createOscillator(), gain = ctx.createGain();
+        osc.frequency.value = 880; gain.gain.value = 0.2;
+        osc.connect(gain); gain.connect(ctx.destination);
+        osc.start(); osc.stop(ctx.currentTime + 0.6);
+      }
+    } catch (e) { /* no sound device: the banner and the notification remain */ }
+    if (window.Notification && Notification.permission === "granted") {
+      try { new Notification("Hamroh: crisis ticket #" + ticket, { tag: "hamroh-crisis-" + ticket }); } catch (e) {}
+    }
+  }
+  document.addEventListener("click", function () {
+    if (window.Notification && Notification.permission === "default") Notification.requestPermission();
+  }, { once: true });
+
+  var ticketPage = /\/tickets\/(\d+)$/.exec(location.pathname);
+  function refreshTranscript() {
+    var list = document.querySelector("ol.transcript");
+    if (!list || !ticketPage) return;
+    get(location.pathname, false).then(function (html) {
+      if (html === null) return;
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("ol.transcript");
+      if (fresh) list.innerHTML = fresh.innerHTML;
+    }).catch(function () {});
+  }
+
   if (body.dataset.live) {
-    setInterval(poll, every);
+    if (window.EventSource) {
+      // pushed by the server (GET /events): the queue, a crisis and this ticket's transcript
+      var url = base + "/events" + (ticketPage ? "?ticket=" + ticketPage[1] : "");
+      var events = new EventSource(url, { withCredentials: true });
+      events.addEventListener("change", function (e) {
+        var d = {};
+        try { d = JSON.parse(e.data); } catch (err) { return; }
+        poll();
+        if (d.new_crisis) ring(d.newest_crisis);
+        if (!d.first) refreshTranscript();
+      });
+      events.onerror = function () { setTimeout(poll, 1000); };
+    } else {
+      setInterval(poll, every);
+    }
     setTimeout(poll, 500);
     document.addEventListener("visibilitychange", poll);
   }

@@ -190,3 +190,59 @@ async def test_counsellor_handles_a_crisis_ticket_end_to_end(sqlite_template_db,
     assert ticket.status == Status.RESOLVED
     assert notes == ["Called the embassy hotline; follow up tomorrow."]
     assert reply.curated_entry_id == "ru-registration-tj" and reply.delivery_status == "sent"
+
+
+async def test_the_console_updates_live_and_rings_for_a_new_crisis(sqlite_template_db, tmp_path):
+    """No reload and no 15-second poll: a person's new message (a voice note included) appears on
+    the open ticket, and a new crisis rings (sound and notification hook) within seconds."""
+    from handoff import append_user_message
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    db_url = copy_sqlite(sqlite_template_db, tmp_path / "live.db")
+    settings = make_settings(poll_seconds=600)  # the page's own poll cannot be what updates it
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    await make_account(sessions, "aziz", display_name="Aziz")
+    async with sessions() as db, db.begin():
+        waiting = await open_ticket(session=db, settings=settings, user_key="waiting", mrc_id="tj",
+                                    reason=Reason.USER_ASKED, lang="ru",
+                                    transcript=[TranscriptLine(Author.USER, "нужен консультант")])
+    async with ServerThread(db_url, settings, RecordingOutbound(), FakeAnswers()) as base, \
+            playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            await page.goto(f"{base}/console/login")
+            await page.fill("input[name=username]", "aziz")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{base}/console/")
+            await page.goto(f"{base}/console/tickets/{waiting.id}")
+            await page.wait_for_selector("ol.transcript")
+            await asyncio.sleep(1.5)  # the stream's first event says what is already there
+            async with sessions() as db, db.begin():
+                await append_user_message(session=db, ticket_id=waiting.id, text="у меня садится телефон")
+                await append_user_message(session=db, ticket_id=waiting.id, text="[voice, 14 s]",
+                                          attachment_kind="voice")
+            await page.wait_for_selector("ol.transcript >> text=у меня садится телефон", timeout=8_000)
+            await page.wait_for_selector("ol.transcript >> text=[voice, 14 s]", timeout=8_000)
+            await page.screenshot(path=str(ARTIFACTS / "console-live-ticket.png"), full_page=True)
+
+            async with sessions() as db, db.begin():
+                crisis = await open_ticket(session=db, settings=settings, user_key="danger", mrc_id="tj",
+                                           reason=Reason.CRISIS, crisis_kind="violence", lang="uz")
+            for _ in range(80):  # the page's CSP forbids wait_for_function's eval: ask the page directly
+                if await page.evaluate("() => window.hamrohAlerts || 0") >= 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert await page.evaluate("() => window.hamrohAlerts || 0") >= 1
+            await page.goto(f"{base}/console/")
+            await page.wait_for_selector(f"#queue-rows tr[data-ticket='{crisis.id}']", timeout=8_000)
+            assert errors == []
+        finally:
+            await browser.close()
+    await engine.dispose()

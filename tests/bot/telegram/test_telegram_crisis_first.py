@@ -58,7 +58,7 @@ async def test_a_crisis_as_the_first_message_is_answered_before_consent_and_aler
         started = time.monotonic()
         for i, (user, text, phone_lang, _, _) in enumerate(CRISES):
             bot_api.push(message_update(9000 + i, user, text, language_code=phone_lang))
-        for user, _, _, lang, number in CRISES:
+        for user, _, _, _, number in CRISES:
             await eventually(lambda u=user: len(bot_api.sent(u)) >= 2, timeout=60, what=f"the replies to {user}")
             texts = [_text(p) for p in bot_api.sent(user)]
             consent, crisis = texts[0], texts[-1]
