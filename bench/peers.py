@@ -369,7 +369,7 @@ def run(settings: Settings, *, eval_file: Path, epochs: int = 40, threshold: flo
 
     items = load_eval_items(eval_file)
     print(f"{len(items)} items from {eval_file}", file=sys.stderr if as_json else sys.stdout, flush=True)
-    config = settings.root / "config.yml"
+    config = Path(os.environ.get("HAMROH_CONFIG") or settings.root / "config.yml")
     tmp = Path(tempfile.mkdtemp(prefix="hamroh-peers-"))
     db = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     upgrade(db)

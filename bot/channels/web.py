@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
-from bot.engine import ConversationPort, IncomingMessage
+from bot.engine import ConversationPort, IncomingMessage, Outgoing
 from storage import RateLimiter as SharedLimiter
 from storage import clean_json
 
@@ -332,7 +332,8 @@ def create_web_router(
     @router.options("/api/chat/{name}", include_in_schema=False)
     async def preflight(name: str, request: Request) -> Response:
         origin = request.headers.get("origin")
-        if name not in ("session", "send", "poll") or not origin_allowed(origin, request.headers.get("host"), allowed):
+        known = name in ("session", "send", "poll", "history")
+        if not known or not origin_allowed(origin, request.headers.get("host"), allowed):
             return Response(status_code=403)
         return Response(status_code=204, headers={
             **cors(request), "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -382,6 +383,20 @@ def create_web_router(
             if "retry_after" in frames[0]:
                 extra = {"Retry-After": str(max(1, round(frames[0]["retry_after"])))}
         return respond(request, {"frames": frames}, session, status, extra)
+
+    @router.get("/api/chat/history")
+    async def chat_history(request: Request) -> JSONResponse:
+        """The visitor's own conversation after a reload (their session only; nothing else)."""
+        refused = await gate(request)
+        if refused is not None:
+            return refused
+        session = session_for(request)
+        reader = getattr(engine, "history", None)
+        items = await reader(session.user_key) if reader is not None else []
+        frames = [{"type": "history", "text": item} if direction == "in" else
+                  {**reply_frame(Outgoing(None, session.user_key, "web", None, item)), "history": True}
+                  for direction, item in items]
+        return respond(request, {"frames": frames}, session)
 
     @router.get("/api/chat/poll")
     async def chat_poll(request: Request, wait: float = 0.0, ack: str = "") -> JSONResponse:

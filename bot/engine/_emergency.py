@@ -79,7 +79,7 @@ def _lines(contacts: Sequence[EmergencyContact], lang: str) -> list[str]:
     for c in contacts:
         target = dialable(c.phone) if c.phone else c.url
         if target:
-            out.append(f"{c.label}: {target}" if lang == "en" else f"📞 {target}")
+            out.append(f"{c.label}: {target}" if lang == "en" else target)
     return out
 
 

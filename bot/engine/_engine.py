@@ -340,6 +340,29 @@ class ConversationEngine:
             await self._store_replies(session, user, user.channel, ref, [reply], now)
             await session.commit()
 
+    async def history(self, user_key: str, *, limit: int = 40) -> list[tuple[str, Reply | str]]:
+        """The person's own conversation, oldest first: ("in", text) and ("out", Reply).
+
+        Why: a reload of the web chat on a cheap phone must not wipe what the person was told (a
+        deadline, a number to call). Only for their own key; nothing before consent was stored.
+        """
+        async with self._sessions() as session:
+            await autocommit(session)
+            said = (await session.execute(
+                select(ConversationMessage.id, ConversationMessage.text, ConversationMessage.created_at)
+                .where(ConversationMessage.user_key == user_key, ConversationMessage.direction == "in",
+                       ConversationMessage.kind == "text", ConversationMessage.text.is_not(None))
+                .order_by(ConversationMessage.id.desc()).limit(limit))).all()
+            told = (await session.execute(
+                select(OutboxItem.id, OutboxItem.payload, OutboxItem.created_at)
+                .where(OutboxItem.user_key == user_key)
+                .order_by(OutboxItem.id.desc()).limit(limit))).all()
+        lines: list[tuple[dt.datetime, int, str, Reply | str]] = [
+            (row.created_at, 0, "in", row.text or "") for row in said]
+        lines += [(row.created_at, 1, "out", _reply_from(row.payload)) for row in told]
+        lines.sort(key=lambda line: (line[0], line[1]))
+        return [(direction, item) for _, _, direction, item in lines[-limit:]]
+
     async def erase(self, user_key: str) -> None:
         async with self._sessions() as session:
             await self._erase(session, user_key)

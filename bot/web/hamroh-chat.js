@@ -476,6 +476,26 @@
     if (S.mode === "ws" && S.ready && S.ws && S.acks.length) wsSend({ type: "ack", ids: S.acks.splice(0, 200) });
   }
 
+  // after a reload the conversation comes back from the server (this visitor's own); a visitor
+  // with no history (or before consent) gets the start: the consent notice or the menu
+  function restore() {
+    if (ui.log.querySelector(".hamroh-msg")) { queue({ type: "command", command: "start" }); return; }
+    http("GET", BASE + "/api/chat/history", null, 15000, true).then(function (r) {
+      var frames = (r.data && r.data.frames) || [];
+      frames.forEach(function (f) {
+        if (f.type === "history" && typeof f.text === "string") {
+          var me = userBubble(f.text);
+          me.className = me.className.replace(" hamroh-sending", "");
+          var state = me.querySelector(".hamroh-state");
+          if (state) me.removeChild(state);
+        } else if (f.type === "reply") {
+          renderReply(f);
+        }
+      });
+      if (!frames.length) queue({ type: "command", command: "start" });
+    }, function () { queue({ type: "command", command: "start" }); });
+  }
+
   // ------------------------------------------------------------------ frames in
   function onFrame(f) {
     if (!f || typeof f !== "object") return;
@@ -487,7 +507,7 @@
       S.outbox.slice().forEach(transmit);  // resent with the same ids: answered once
       if (!S.started) {
         S.started = true;
-        queue({ type: "command", command: "start" });
+        restore();
       }
     } else if (f.type === "session") {
       setToken(f.token);
@@ -583,7 +603,7 @@
     setStatus(null);
     if (!S.started) {
       S.started = true;
-      queue({ type: "command", command: "start" });
+      restore();
     }
     pump();  // polling starts after the first answer: it carries the session (cookie or token)
   }
