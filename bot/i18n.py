@@ -142,6 +142,10 @@ MESSAGES: dict[str, str] = {
     "media_file": "file",
     "lang_switch_offer": "You are writing in {language}. Shall I answer in {language}?",
     "feedback_question": "Did this answer help you?",
+    "delete_open_ticket": (
+        "Your request to a counsellor will be closed too. The counsellor will only see that you deleted "
+        "your data, not what you wrote."
+    ),
     # Telegram's command menu (setMyCommands), one short line each
     "cmd_start": "Start again",
     "cmd_menu": "What I can help with",

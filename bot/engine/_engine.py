@@ -532,7 +532,7 @@ class ConversationEngine:
                                             channel_message_id=f"{message.message_id}#kept", direction="in",
                                             kind="text", text=kept.text, lang=lang, created_at=now))
             await session.flush()
-            replies = await self._text(session, user, state, kept.text, f"{message.message_id}#kept", analysis)
+            replies += await self._text(session, user, state, kept.text, f"{message.message_id}#kept", analysis)
             user.state = state.dump()
         try:
             ids = await self._store_replies(session, user, message.channel, message.message_id, replies, now)
@@ -671,7 +671,11 @@ class ConversationEngine:
         if command == "human":
             return await self._open(session, user, state, Reason.USER_ASKED, lang, None)
         if command == "delete":
-            return [Reply("delete_confirm", t(lang, "delete_confirm"), lang,
+            text = t(lang, "delete_confirm")
+            if await active_ticket_for_user(session=session, user_key=user.user_key) is not None:
+                # the privacy notice's rule, said where it applies: the request closes, its words go
+                text = f"{text}\n\n{t(lang, 'delete_open_ticket')}"
+            return [Reply("delete_confirm", text, lang,
                           buttons=((Button(t(lang, "delete_yes"), "delete:yes"), Button(t(lang, "no"), "delete:no")),))]
         if command == "profile":
             return [self._ask_origin(lang, state, None, force=True)]
