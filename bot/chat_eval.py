@@ -174,40 +174,47 @@ async def _persona_answers(conv: _Conversation, replies: list[Reply], persona: d
     return out
 
 
-def _check(expect: dict[str, Any], replies: list[Reply], ticket: Any) -> list[str]:
+def _check_kinds(expect: dict[str, Any], replies: list[Reply]) -> list[str]:
     problems: list[str] = []
-    kinds = [reply_kinds(r) for r in replies]
-    every = set().union(*kinds) if kinds else set()
+    every: set[str] = set().union(*(reply_kinds(r) for r in replies)) if replies else set()
     want = expect.get("kind")
     if want is not None:
         wanted = set(want) if isinstance(want, list) else {want}
         if not wanted & every:
             problems.append(f"kind: wanted one of {sorted(wanted)}, got {sorted(every) or 'no reply'}")
-    for bad in expect.get("not_kind") or []:
-        if bad in every:
-            problems.append(f"not_kind: got a {bad} reply")
+    problems += [f"not_kind: got a {bad} reply" for bad in expect.get("not_kind") or [] if bad in every]
+    return problems
+
+
+def _answers(reply: Reply, key: str, value: str) -> bool:
+    if reply.kind == "answer":
+        return (reply.topic if key == "topic" else reply.entry_id) == value
+    if reply.kind == "clarify":
+        if key == "topic":
+            return value in reply.extra.get("topics", "").split()
+        return value in [b.payload[6:] for row in reply.buttons for b in row if b.payload.startswith("entry:")]
+    return False
+
+
+def _check_content(expect: dict[str, Any], replies: list[Reply]) -> list[str]:
+    problems: list[str] = []
     main = [r for r in replies if r.kind not in ("counsellor_has_it",)] or replies
-    if "topic" in expect or "entry" in expect:
-        key = "topic" if "topic" in expect else "entry"
-        value = expect[key]
-        found = False
-        for r in replies:
-            if r.kind == "answer" and (r.topic if key == "topic" else r.entry_id) == value:
-                found = True
-            if r.kind == "clarify":
-                choices = [b.payload[6:] for row in r.buttons for b in row if b.payload.startswith("entry:")]
-                if key == "entry" and value in choices:
-                    found = True
-                if key == "topic" and value in r.extra.get("topics", "").split():
-                    found = True
-        if not found:
-            problems.append(f"{key}: wanted {value}")
+    for key in ("topic", "entry"):
+        if key in expect and not any(_answers(r, key, expect[key]) for r in replies):
+            problems.append(f"{key}: wanted {expect[key]}")
     if "lang" in expect and not any(r.lang == expect["lang"] for r in main):
         problems.append(f"lang: wanted {expect['lang']}, got {sorted({r.lang for r in main})}")
     if "script" in expect:
         scripts = {_script(r.text) for r in main if r.lang == "uz" or expect.get("lang") in (None, r.lang)}
         if expect["script"] not in scripts:
             problems.append(f"script: wanted {expect['script']}, got {sorted(scripts)}")
+    return problems
+
+
+def _check_safety(expect: dict[str, Any], replies: list[Reply], ticket: Any) -> list[str]:
+    from handoff import Priority
+
+    problems: list[str] = []
     if "crisis" in expect and not any(r.kind == "crisis" and r.extra.get("crisis") == expect["crisis"]
                                       for r in replies):
         problems.append(f"crisis: wanted kind {expect['crisis']}")
@@ -222,18 +229,97 @@ def _check(expect: dict[str, Any], replies: list[Reply], ticket: Any) -> list[st
         if state != expect["ticket"]:
             problems.append(f"ticket: wanted {expect['ticket']}, got {state}")
     if "ticket_priority" in expect:
-        from handoff import Priority
-
-        prio = ("none" if ticket is None else "crisis" if ticket.priority == int(Priority.CRISIS) else "normal")
+        prio = "none" if ticket is None else "crisis" if ticket.priority == int(Priority.CRISIS) else "normal"
         if prio != expect["ticket_priority"]:
             problems.append(f"ticket_priority: wanted {expect['ticket_priority']}, got {prio}")
     return problems
 
 
+def _check(expect: dict[str, Any], replies: list[Reply], ticket: Any) -> list[str]:
+    """Every expectation of one step against the replies to it (README.md of the eval sets)."""
+    return [*_check_kinds(expect, replies), *_check_content(expect, replies), *_check_safety(expect, replies, ticket)]
+
+
+class _Counsellor:
+    """The counsellor of the person's open ticket, acting as the console does."""
+
+    def __init__(self, engine: ConversationEngine, sessions: Any, actor: Any, user_key: str,
+                 clock: Callable[[], dt.datetime]) -> None:
+        self.engine, self.sessions, self.actor, self.user_key, self.clock = engine, sessions, actor, user_key, clock
+
+    async def _claimed(self, session: Any) -> Any:
+        from handoff import active_ticket_for_user, claim
+
+        ticket = await active_ticket_for_user(session=session, user_key=self.user_key)
+        if ticket is not None and ticket.claimed_by_id is None:
+            await claim(session=session, ticket_id=ticket.id, actor=self.actor, now=self.clock())
+        return ticket
+
+    async def reply(self, text: str) -> None:
+        from handoff import record_reply
+        from handoff._tickets import finish_delivery, outbound_message_for, start_delivery
+
+        async with self.sessions() as session:
+            ticket = await self._claimed(session)
+            if ticket is None:
+                return
+            # as the console does: record, commit, then send outside the transaction
+            message, _ = await record_reply(session=session, ticket_id=ticket.id, actor=self.actor, text=text,
+                                            now=self.clock())
+            await start_delivery(session=session, message_id=message.id)
+            user, outbound = await outbound_message_for(session=session, message_id=message.id)
+            await session.commit()
+            await self.engine.send(user, outbound)
+            await finish_delivery(session=session, message_id=message.id, error=None)
+            await session.commit()
+
+    async def act(self, action: str) -> None:
+        from handoff import resolve, tell_user, transfer
+
+        async with self.sessions() as session:
+            ticket = await self._claimed(session)
+            if ticket is None:
+                return
+            if action == "transfer":
+                others = [m for m in self.engine.console.mrcs if m.id != ticket.mrc_id]
+                if not others:
+                    return
+                done = await transfer(session=session, settings=self.engine.console, ticket_id=ticket.id,
+                                      actor=self.actor, to_mrc_id=others[0].id, note="evaluation transfer",
+                                      now=self.clock())
+                await session.commit()
+                await tell_user(self.engine, ticket=done, kind="transferred", text=others[0].name)
+                return
+            done = await resolve(session=session, ticket_id=ticket.id, actor=self.actor, now=self.clock())
+            await session.commit()
+            await tell_user(self.engine, ticket=done, kind="returned" if action == "return_to_bot" else "resolved")
+
+
+async def _step(conv: _Conversation, step: dict[str, Any], counsellor: _Counsellor) -> list[Reply]:
+    """One step of the conversation file: what the person or the counsellor does."""
+    if "say" in step:
+        return await conv.send(text=str(step["say"]))
+    if "press" in step:
+        button = conv.button(str(step["press"]))
+        if button is None:
+            return await conv.send(command="human") if step["press"] == "human" else []
+        return await conv.send(callback=button.payload)
+    if "media" in step:
+        media = str(step["media"])
+        if media.startswith("location:"):
+            return await conv.send(attachment="location", location_country=media.split(":", 1)[1])
+        kind = {"document": "file"}.get(media, media)
+        return await conv.send(attachment=kind, attachment_note=f"[{media}]")
+    if "counsellor" in step:
+        await counsellor.reply(str(step["counsellor"]))
+    elif "counsellor_action" in step:
+        await counsellor.act(str(step["counsellor_action"]))
+    return await conv.delivered()
+
+
 async def _run_one(conv_spec: dict[str, Any], index: int, make_engine: Callable[..., Any]) -> ConversationResult:
     from handoff import Actor as HandoffActor
-    from handoff import Role, active_ticket_for_user, claim, create_account, record_reply, resolve, tell_user
-    from handoff._tickets import finish_delivery, outbound_message_for, start_delivery
+    from handoff import Role, active_ticket_for_user, create_account
 
     name = str(conv_spec.get("name") or f"conversation {index + 1}")
     tags = [str(t) for t in conv_spec.get("tags") or []]
@@ -262,46 +348,7 @@ async def _run_one(conv_spec: dict[str, Any], index: int, make_engine: Callable[
             await conv.send(callback=f"consent:{lang}")
             conv.replies.clear()
         for n, step in enumerate(conv_spec["steps"], start=1):
-            replies: list[Reply] = []
-            if "say" in step:
-                replies = await conv.send(text=str(step["say"]))
-            elif "press" in step:
-                button = conv.button(str(step["press"]))
-                if button is None and step["press"] == "human":
-                    replies = await conv.send(command="human")
-                elif button is None:
-                    replies = []
-                else:
-                    replies = await conv.send(callback=button.payload)
-            elif "media" in step:
-                media = str(step["media"])
-                if media.startswith("location:"):
-                    replies = await conv.send(attachment="location", location_country=media.split(":", 1)[1])
-                else:
-                    kind = {"document": "file"}.get(media, media)
-                    replies = await conv.send(attachment=kind, attachment_note=f"[{media}]")
-            elif "counsellor" in step or "counsellor_action" in step:
-                async with sessions() as session:
-                    ticket = await active_ticket_for_user(session=session, user_key=user_key)
-                    if ticket is not None and "counsellor" in step:
-                        if ticket.claimed_by_id is None:
-                            await claim(session=session, ticket_id=ticket.id, actor=actor, now=clock())
-                        # as the console does: record, commit, then send outside the transaction
-                        message, _ = await record_reply(session=session, ticket_id=ticket.id, actor=actor,
-                                                        text=str(step["counsellor"]), now=clock())
-                        await start_delivery(session=session, message_id=message.id)
-                        user, outbound = await outbound_message_for(session=session, message_id=message.id)
-                        await session.commit()
-                        await engine.send(user, outbound)
-                        await finish_delivery(session=session, message_id=message.id, error=None)
-                        await session.commit()
-                    elif ticket is not None and step.get("counsellor_action") == "resolve":
-                        if ticket.claimed_by_id is None:
-                            await claim(session=session, ticket_id=ticket.id, actor=actor, now=clock())
-                        done = await resolve(session=session, ticket_id=ticket.id, actor=actor, now=clock())
-                        await session.commit()
-                        await tell_user(engine, ticket=done, kind="resolved")
-                replies = await conv.delivered()
+            replies = await _step(conv, step, _Counsellor(engine, sessions, actor, user_key, clock))
             replies = replies + await _persona_answers(conv, replies, persona)
             async with sessions() as session:
                 ticket = await active_ticket_for_user(session=session, user_key=user_key)

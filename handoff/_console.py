@@ -598,6 +598,8 @@ def _queue_routes(router: APIRouter) -> None:
         _require(can_work_queue(me))
         raw = request.query_params.get("ticket", "")
         ticket_id = int(raw) if raw.isdigit() else None
+        wanted = request.query_params.get("seconds", "")
+        lasting = min(int(wanted), _EVENT_STREAM_SECONDS) if wanted.isdigit() else _EVENT_STREAM_SECONDS
         scope: list[ColumnElement[bool]] = [Ticket.status.in_(Status.active())]
         if me.mrc_id is not None:
             scope.append(Ticket.mrc_id == me.mrc_id)
@@ -618,7 +620,7 @@ def _queue_routes(router: APIRouter) -> None:
         async def stream() -> AsyncIterator[str]:
             seen: tuple[int, ...] | None = None
             yield "retry: 3000\n\n"
-            for _ in range(_EVENT_STREAM_SECONDS):
+            for _ in range(lasting):
                 if await request.is_disconnected():
                     return
                 now = await version()

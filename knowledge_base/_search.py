@@ -226,12 +226,14 @@ class EmbeddingCache:
     their own texts).
     """
 
-    def __init__(self, path: Path | None, model_id: str) -> None:
+    def __init__(self, path: Path | None, model_id: str, *, fresh: bool = False) -> None:
         self.path = path
         self.model_id = model_id
         self._vectors: dict[str, np.ndarray] = {}
         self._dirty = False
-        if path is not None:
+        # fresh: a forced rebuild (``kb build --rebuild``) embeds everything again, e.g. after the
+        # model files were replaced under the same name
+        if path is not None and not fresh:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     keys, vectors = data["keys"], data["vectors"]
@@ -546,7 +548,7 @@ class KnowledgeBase:
             except (IndexMismatch, OSError, ValueError, TypeError) as exc:
                 if on_build:
                     on_build(f"building the index ({exc})")
-        cache = EmbeddingCache(directory / "embeddings.npz" if save else None, embedder.model_id)
+        cache = EmbeddingCache(directory / "embeddings.npz" if save else None, embedder.model_id, fresh=rebuild)
         index, rows, manifest = cls.build_index(entries, embedder, index_config, progress=progress, cache=cache)
         if save:
             blob = json.dumps([[r.entry, r.lang, r.kind, r.n] for r in rows]).encode()

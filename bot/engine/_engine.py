@@ -182,6 +182,11 @@ class ConversationEngine:
         self._seen = _SeenIds()
         self._pending = PendingQuestions()
 
+    @property
+    def console(self) -> ConsoleSettings:
+        """The MRCs and queue settings this engine opens tickets with."""
+        return self._console
+
     # ------------------------------------------------------------------ ConversationPort
     async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
         # 1. a short look, one statement outside any transaction: who is this, and is the update a
@@ -330,6 +335,8 @@ class ConversationEngine:
             kind = getattr(message, "kind", "reply")
             if kind == "resolved":
                 reply = Reply("status", self._t(lang, "status_resolved"), lang, extra={"ticket": "closed"})
+            elif kind == "returned":
+                reply = Reply("status", self._t(lang, "status_returned"), lang, extra={"ticket": "closed"})
             elif kind == "transferred":
                 reply = Reply("status", self._t(lang, "status_transferred", mrc=message.text), lang)
             else:
@@ -446,7 +453,7 @@ class ConversationEngine:
                               stage=stage if stage in ("pre-departure", "abroad", "return") else None)
             query = text
             if lang == "uz" and u.script == "Cyrl":
-                query = f"{text} {uz_cyrillic_to_latin(text)}"  # the content is written in Latin letters
+                query = uz_cyrillic_to_latin(text)  # the content is written in Latin letters
             try:
                 result = kb.search(query, lang, profile)
             except QueryError:
@@ -714,13 +721,7 @@ class ConversationEngine:
         t = self._t
         head, _, rest = data.partition(":")
         if head in ("lang", "consent") and rest in self._opt.languages:
-            changed = user.lang != rest or user.current_lang != rest
-            user.lang = user.current_lang = rest
-            state.other_lang, state.other_count = None, 0
-            if user.consent_at is None:
-                user.consent_at = self._clock()
-                return [Reply("welcome", f"{t(rest, 'language_set')}\n\n{t(rest, 'welcome')}", rest)], False
-            return [Reply("language", t(rest, "language_set") if changed else t(rest, "welcome"), rest)], False
+            return [self._choose_language(user, state, rest)], False
         if head == "decline":
             return [Reply("declined", t(lang, "declined"), lang)], False
         if head == "delete":
@@ -745,11 +746,7 @@ class ConversationEngine:
             if kb is not None and kb.get(rest) is not None:
                 return [details_reply(kb, t, rest, lang, script=state.script if lang == "uz" else None)], False
         if head == "fb":
-            verdict, _, entry_id = rest.partition(":")
-            if verdict == "down":
-                return [Reply("feedback", t(lang, "feedback_sorry"), lang, entry_id=entry_id or None,
-                              buttons=((Button(t(lang, "talk_to_counsellor"), f"human:neg:{entry_id}"[:64]),),))], False
-            return [Reply("feedback", t(lang, "feedback_thanks"), lang)], False
+            return [self._feedback(rest, lang)], False
         if head == "human":
             reason = {"neg": Reason.NEGATIVE_FEEDBACK, "att": Reason.UNREADABLE_ATTACHMENT,
                       "noans": Reason.NO_ANSWER}.get(rest.split(":")[0], Reason.USER_ASKED)
@@ -761,6 +758,25 @@ class ConversationEngine:
             if entry is not None and kb is not None:
                 return [self._answer(kb, user, state, entry.id, lang)], False
         return [self._menu(lang)], False
+
+    def _choose_language(self, user: BotUser, state: ConversationState, lang: str) -> Reply:
+        """A language button: the conversation's language from now on (and the consent, if pending)."""
+        t = self._t
+        changed = user.lang != lang or user.current_lang != lang
+        user.lang = user.current_lang = lang
+        state.other_lang, state.other_count = None, 0
+        if user.consent_at is None:
+            user.consent_at = self._clock()
+            return Reply("welcome", f"{t(lang, 'language_set')}\n\n{t(lang, 'welcome')}", lang)
+        return Reply("language", t(lang, "language_set") if changed else t(lang, "welcome"), lang)
+
+    def _feedback(self, data: str, lang: str) -> Reply:
+        t = self._t
+        verdict, _, entry_id = data.partition(":")
+        if verdict == "down":
+            return Reply("feedback", t(lang, "feedback_sorry"), lang, entry_id=entry_id or None,
+                         buttons=((Button(t(lang, "talk_to_counsellor"), f"human:neg:{entry_id}"[:64]),),))
+        return Reply("feedback", t(lang, "feedback_thanks"), lang)
 
     async def _country(self, session: AsyncSession, user: BotUser, state: ConversationState, data: str,
                        lang: str) -> list[Reply]:

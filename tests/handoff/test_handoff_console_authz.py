@@ -67,6 +67,7 @@ ROUTES = [
     ("GET", "/", "/", None),
     ("GET", "/queue/rows", "/queue/rows", None),
     ("GET", "/alerts", "/alerts", None),
+    ("GET", "/events", "/events?seconds=1", None),
     ("POST", "/claim-next", "/claim-next", {}),
     ("GET", "/tickets/{ticket_id}", "/tickets/{T}", None),
     ("GET", "/tickets/{ticket_id}/answers", "/tickets/{T}/answers?q=visa", None),
@@ -143,8 +144,8 @@ def _denied_cases(role: str, ids: dict[str, int]):
             route_denied = {
                 "counsellor": {"/stats", "/stats.csv", "/audit", "/accounts"},
                 "supervisor": {"/accounts"},
-                "admin": {"/queue/rows", "/alerts", "/claim-next", "/stats", "/stats.csv"},
-                "admin_bd": {"/queue/rows", "/alerts", "/claim-next", "/stats", "/stats.csv"},
+                "admin": {"/queue/rows", "/alerts", "/events", "/claim-next", "/stats", "/stats.csv"},
+                "admin_bd": {"/queue/rows", "/alerts", "/events", "/claim-next", "/stats", "/stats.csv"},
             }[role]
             if template.split("?")[0] in route_denied and not (
                 method == "POST" and template == "/accounts" and role.startswith("admin")
@@ -241,7 +242,8 @@ async def test_anonymous_is_sent_to_sign_in(sessions, settings):
                 "{M}", str(world.ids["msg_tj"])
             ).replace("{A}", str(world.ids["counsellor"]))
             response = await (browser.get(path) if method == "GET" else browser.post(path, form, csrf=False))
-            if method == "GET" and not path.endswith(("/alerts", "/rows")) and "/answers" not in path:
+            fragment = path.endswith(("/alerts", "/rows")) or "/answers" in path or "/events" in path
+            if method == "GET" and not fragment:
                 assert response.status_code == 303 and "/console/login" in response.headers["location"], path
             else:
                 assert response.status_code in (401, 403), f"{method} {path} -> {response.status_code}"

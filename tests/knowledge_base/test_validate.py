@@ -27,7 +27,8 @@ def _entry(**over: object) -> dict:
         "reviewed_on": (TODAY - dt.timedelta(days=10)).isoformat(),
         "review_by": (TODAY + dt.timedelta(days=100)).isoformat(),
         "safety": "normal",
-        "sources": [{"title": "Bureau of Manpower, Employment and Training", "url": "https://www.bmet.gov.bd/"}],
+        "sources": [{"title": "Bureau of Manpower, Employment and Training: emigration clearance",
+                     "url": "https://www.bmet.gov.bd/site/page/emigration-clearance"}],
         "translations": {
             lang: {"title": "Emigration clearance", "answer": "Register with BMET before you leave. " * 3,
                    "questions": ["how to get smart card", "bmet clearance", "what is emigration clearance",
@@ -127,6 +128,38 @@ def test_expired_entries_are_warned_not_served_silently(tmp_path: Path) -> None:
 
 def test_the_topic_contract_lists_every_spec_topic() -> None:
     topics = load_topics()
-    assert len(topics) == 38
+    assert len(topics) == 50  # content-spec.md and content-spec-next.md
     assert topics["kz-work-rules"].languages[-1] == "kk"
     assert set(topics["bd-emigration-clearance"].languages) == {"en", "bn"}
+
+
+def test_a_bare_homepage_source_is_an_error_naming_the_fix(tmp_path: Path) -> None:
+    bad = _entry(sources=[{"title": "Ministry of Internal Affairs of Russia", "url": "https://xn--b1aew.xn--p1ai/"}])
+    _write(tmp_path, "passport-retention-test.yml", bad)
+    (problem,) = load_entries(tmp_path).errors
+    assert problem.field == "sources.0.url" and "bare homepage" in problem.message and "general: true" in problem.fix
+
+
+def test_a_portal_named_as_general_is_accepted_but_backs_no_deadline(tmp_path: Path) -> None:
+    portal = [{"title": "Gosuslugi", "url": "https://www.gosuslugi.ru/", "general": True}]
+    _write(tmp_path, "passport-retention-test.yml", _entry(sources=portal))
+    assert load_entries(tmp_path).errors == []
+    body = _entry(sources=portal)
+    body["translations"]["en"]["answer"] = "Register within 7 working days of arrival, or you will be fined. " * 2
+    _write(tmp_path, "passport-retention-test.yml", body)
+    (problem,) = load_entries(tmp_path).errors
+    assert problem.field == "translations.en.answer" and "7 working days" in problem.message
+
+
+def test_a_translation_checked_against_an_older_english_text_needs_re_review(tmp_path: Path) -> None:
+    from knowledge_base import english_revision
+
+    body = _entry()
+    body["translations"]["bn"]["source_version"] = "0" * 8
+    _write(tmp_path, "passport-retention-test.yml", body)
+    (entry,) = load_entries(tmp_path).entries
+    assert entry.stale_translations() == ["bn"]
+    body["translations"]["bn"]["source_version"] = english_revision(entry)
+    _write(tmp_path, "passport-retention-test.yml", body)
+    (entry,) = load_entries(tmp_path).entries
+    assert entry.stale_translations() == []

@@ -99,7 +99,9 @@ def test_a_question_through_rasa_gets_hamrohs_curated_answer(stack: dict) -> Non
     texts = [m.get("text", "") for m in _say(stack, "rasa-user-1", question)]
     reply = next((t for t in texts if expected.title in t), None)
     assert reply is not None, f"no curated answer in {texts!r}"
-    assert expected.sources[0].url in reply and expected.reviewed_on.isoformat() in reply
+    from bot.engine import format_day
+
+    assert expected.sources[0].url in reply and format_day(expected.reviewed_on, "en") in reply
 
 
 def test_ask_human_through_rasa_opens_a_ticket_with_the_transcript(stack: dict) -> None:
