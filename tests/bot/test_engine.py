@@ -242,3 +242,14 @@ async def test_a_connected_visitors_reply_is_not_hidden_by_replies_nobody_acknow
     mine = await engine.pending("telegram", limit=3, user_keys=("waiting",))
     assert [o.reply.kind for o in mine] == ["welcome", "counsellor"]
     assert await engine.pending("telegram", user_keys=()) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("lang", "mrc"), [("prs", "islamabad"), ("ta", "colombo"), ("uz", "tashkent"),
+                                           ("kk", "bishkek")])
+async def test_a_request_goes_to_an_mrc_whose_counsellors_read_the_language(env, lang: str, mrc: str) -> None:
+    engine, sessions = env
+    await consent(engine, lang=lang)
+    await engine.handle(msg(60, text="I want a counsellor"))
+    async with sessions() as s:
+        assert (await s.execute(select(Ticket.mrc_id))).scalar_one() == mrc
