@@ -193,7 +193,11 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.kb is None:
-            app.state.kb = await asyncio.to_thread(open_knowledge_base, settings, embedder=embedder)
+            # a missing or stale index is rebuilt before the port opens: say so, it takes minutes
+            app.state.kb = await asyncio.to_thread(
+                open_knowledge_base, settings, embedder=embedder,
+                on_build=lambda what: log.warning("knowledge base: %s (the server starts when it is done; "
+                                                  "run 'hamroh kb build' before starting to avoid this)", what))
         await asyncio.to_thread(understander.warm_up)
         try:
             await open_pool(db)

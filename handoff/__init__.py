@@ -33,6 +33,7 @@ from handoff._errors import (
     InvalidState,
     LoginThrottled,
     NotAllowed,
+    RoleNotGrantable,
     TicketNotFound,
 )
 from handoff._hours import add_office_time, due_at, next_opening
@@ -109,6 +110,7 @@ __all__ = [
     "Reason",
     "ReplyResult",
     "Role",
+    "RoleNotGrantable",
     "Status",
     "TicketDetail",
     "TicketNotFound",

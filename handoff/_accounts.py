@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff._audit import audit
 from handoff._enums import AuditAction, Role, Status
-from handoff._errors import AccountError
+from handoff._errors import AccountError, RoleNotGrantable
 from handoff._policy import Actor
 from handoff.tables import ConsoleSession, Counsellor, Ticket
 from storage import utcnow
@@ -123,6 +123,11 @@ async def create_account(
         role = Role(role)
     except ValueError:
         raise AccountError(f"role {role!r} is not one of: {', '.join(r.value for r in Role)}") from None
+    if actor is not None and actor.role is Role.ADMIN and role is not Role.ADMIN:
+        # an admin reads no conversation; an account they create and sign in as would: counsellor
+        # and supervisor accounts come from `hamroh counsellor add` (the MRC's IT person, audited)
+        raise RoleNotGrantable(f"an admin cannot create a {role.value} account (it could read conversations an admin "
+                           "may not): the MRC's IT person runs `hamroh counsellor add` on the server")
     mrc = (mrc_id or "").strip() or None
     if role is Role.COUNSELLOR and mrc is None:
         raise AccountError("a counsellor account needs an MRC (--mrc); only supervisors and admins may have none")

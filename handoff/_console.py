@@ -53,7 +53,15 @@ from handoff._auth import (
     verify_login_csrf,
 )
 from handoff._enums import AuditAction, DeliveryStatus, Priority, Reason, Role, Status
-from handoff._errors import AccountError, AlreadyClaimed, InvalidState, LoginThrottled, NotAllowed, TicketNotFound
+from handoff._errors import (
+    AccountError,
+    AlreadyClaimed,
+    InvalidState,
+    LoginThrottled,
+    NotAllowed,
+    RoleNotGrantable,
+    TicketNotFound,
+)
 from handoff._policy import (
     Actor,
     can_manage_account,
@@ -99,7 +107,7 @@ from handoff._web import (
     load_static,
     safe_next,
 )
-from handoff.tables import Counsellor, Ticket, TicketMessage
+from handoff.tables import AuditEntry, Counsellor, Ticket, TicketMessage
 from storage import RateLimiter, clean_text, utcnow
 
 __all__ = ["create_console_app"]
@@ -375,7 +383,21 @@ def _install_error_pages(app: FastAPI) -> None:
 
     app.add_exception_handler(NotSignedIn, not_signed_in)
     app.add_exception_handler(CsrfRejected, csrf_rejected)
-    app.add_exception_handler(TicketNotFound, page(404, "Not found"))
+    not_found = page(404, "Not found")
+
+    async def ticket_not_found(request: Request, exc: Exception) -> Response:
+        denied = getattr(exc, "denied", None)
+        if denied is not None:
+            # a try at another MRC's conversation is audited (the request's own transaction was
+            # rolled back with the error, so in a fresh one)
+            actor_id, username, ticket_id, mrc_id = denied
+            async with _ctx(request).sessions() as db, db.begin():
+                db.add(AuditEntry(at=utcnow(), actor_id=actor_id, actor_username=username[:64],
+                                  action=AuditAction.VIEW_DENIED.value, ticket_id=ticket_id, mrc_id=mrc_id,
+                                  detail=f"{request.method} {request.url.path}"[:300]))
+        return await not_found(request, exc)
+
+    app.add_exception_handler(TicketNotFound, ticket_not_found)
     app.add_exception_handler(NotAllowed, page(403, "Not allowed"))
     app.add_exception_handler(AlreadyClaimed, page(409, "Already claimed"))
     app.add_exception_handler(InvalidState, page(409, "Not possible now"))
@@ -933,6 +955,9 @@ def _admin_routes(router: APIRouter) -> None:
                 )
         except AccountError as exc:
             async with ctx.sessions() as db, db.begin():
+                if isinstance(exc, RoleNotGrantable):
+                    await audit(db, me, AuditAction.ACCOUNT_ADD, mrc_id=mrc_id,
+                                detail=f"refused: {me.username} may not create a {_text(form, 'role', 16)} account")
                 accounts = await list_accounts(session=db, mrc_id=me.mrc_id)
             return _render(
                 request,

@@ -108,3 +108,4 @@ class AuditAction(StrEnum):
     ACCOUNT_ENABLE = "account_enable"
     STATS_VIEW = "stats_view"
     USER_DATA_DELETED = "user_data_deleted"
+    VIEW_DENIED = "view_denied"

@@ -7,6 +7,7 @@ __all__ = [
     "InvalidState",
     "LoginThrottled",
     "NotAllowed",
+    "RoleNotGrantable",
     "TicketNotFound",
 ]
 
@@ -16,7 +17,15 @@ class HandoffError(Exception):
 
 
 class TicketNotFound(HandoffError):
-    """No such ticket, or one the actor may not know exists (another MRC's: same answer)."""
+    """No such ticket, or one the actor may not know exists (another MRC's: same answer).
+
+    ``denied`` is set when the ticket exists but belongs to another MRC: (actor id, username,
+    ticket id, the ticket's MRC) so the console can audit the attempt after the rollback.
+    """
+
+    def __init__(self, message: str, *, denied: tuple[int, str, int, str] | None = None) -> None:
+        super().__init__(message)
+        self.denied = denied
 
 
 class NotAllowed(HandoffError):
@@ -41,3 +50,8 @@ class LoginThrottled(HandoffError):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(f"too many failed sign-ins; try again in {retry_after_seconds} s")
         self.retry_after_seconds = retry_after_seconds
+
+
+class RoleNotGrantable(AccountError):
+    """The signed-in account may not create an account with rights it lacks itself (an admin, who
+    reads no conversation, creating a supervisor it could then sign in as). The console audits it."""

@@ -331,8 +331,11 @@ async def active_ticket_id(*, session: AsyncSession, user_key: str) -> int | Non
 async def get_ticket(*, session: AsyncSession, ticket_id: int, actor: Actor) -> Ticket:
     """The ticket if the actor may see it; another MRC's ticket is reported as not found."""
     ticket = await session.get(Ticket, ticket_id, populate_existing=True)
-    if ticket is None or not can_view_ticket(actor, ticket):
+    if ticket is None:
         raise TicketNotFound(f"ticket {ticket_id} not found")
+    if not can_view_ticket(actor, ticket):
+        raise TicketNotFound(f"ticket {ticket_id} not found",
+                             denied=(actor.id, actor.username, int(ticket.id), ticket.mrc_id))
     return ticket
 
 

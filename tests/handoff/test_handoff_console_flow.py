@@ -201,15 +201,25 @@ async def test_admin_manages_accounts_in_the_console(sessions, settings):
         await browser.login("root")
         bad = await browser.post(
             "/console/accounts",
-            {"username": "zarina", "display_name": "Zarina", "role": "counsellor", "mrc_id": "tj", "password": "short"},
+            {"username": "zarina", "display_name": "Zarina", "role": "admin", "mrc_id": "tj", "password": "short"},
         )
         assert bad.status_code == 400 and "at least 12" in bad.text
+        # an admin reads no conversation, so may not mint an account that does (and sign in as it)
+        reader = await browser.post(
+            "/console/accounts",
+            {"username": "spy", "display_name": "Spy", "role": "supervisor", "mrc_id": "tj",
+             "password": "a long enough password"},
+        )
+        assert reader.status_code == 400 and "hamroh counsellor add" in reader.text
+        async with sessions() as db:
+            details = (await db.scalars(select(AuditEntry.detail))).all()
+        assert any("refused" in (d or "") and "supervisor" in (d or "") for d in details)
         ok = await browser.post(
             "/console/accounts",
             {
                 "username": "zarina",
                 "display_name": "Zarina",
-                "role": "counsellor",
+                "role": "admin",
                 "mrc_id": "tj",
                 "password": "a long enough password",
             },
@@ -222,7 +232,7 @@ async def test_admin_manages_accounts_in_the_console(sessions, settings):
                 zid = await db.scalar(select(Counsellor.id).where(Counsellor.username == "zarina"))
             await browser.get("/console/accounts")
             assert (await browser.post(f"/console/accounts/{zid}/disable")).status_code == 303
-            kicked = await newcomer.get("/console/")
+            kicked = await newcomer.get("/console/accounts")
             assert kicked.status_code == 303 and "/login" in kicked.headers["location"]
         finally:
             await newcomer.aclose()
