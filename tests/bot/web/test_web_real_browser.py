@@ -85,6 +85,8 @@ def test_consent_is_above_the_fold_and_a_cry_for_help_gets_a_number_to_tap(brows
     agree = page.locator(".hamroh-k-consent button").first
     box = agree.bounding_box()
     assert box is not None and box["y"] + box["height"] <= PHONE["height"]  # visible without scrolling
+    tools = [page.locator(".hamroh-tools .hamroh-tool").nth(i).bounding_box() for i in range(2)]
+    assert all(t is not None for t in tools) and abs(tools[0]["y"] - tools[1]["y"]) < 2  # a one-line footer
     _shot(page, "web-real-consent-360.png")
     _send(page, "помогите хозяин бьёт меня и забрал паспорт я в москве")
     crisis = page.locator(".hamroh-k-crisis").last
