@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import Table, delete, insert, or_, select, update
@@ -152,6 +153,48 @@ class _SeenIds:
 
 #: a message this short (in words) that names a country continues the previous question
 _FOLLOW_UP_WORDS = 7
+#: names of the languages as people ask for them ("по-русски", "English please", "o'zbekcha"); the
+#: names of nationalities ("uzbek", "tajik") are left out: "men uzbek" is a citizenship, not a request
+_LANGUAGE_REQUESTS: dict[str, tuple[str, ...]] = {
+    "en": ("english", "английский", "по-английски", "inglizcha", "ingliz tilida", "انگلیسی", "ইংরেজি", "انگریزی"),
+    "ru": ("русский", "по-русски", "на русском", "russian", "ruscha", "rus tilida", "orus tilinde", "орусча",
+           "русӣ", "po russki", "po-russki", "na russkom", "рус тилинде", "rus tilinde"),
+    "uz": ("o'zbekcha", "ozbekcha", "o'zbek tilida", "ўзбекча", "узбекский", "по-узбекски", "uzbek tilida"),
+    "ky": ("кыргызча", "киргизский", "по-киргизски", "kyrgyzcha"),
+    "tg": ("тоҷикӣ", "точики", "таджикский", "по-таджикски", "tojikcha", "тоҷикча", "забони тоҷикӣ"),
+    "kk": ("қазақша", "казахский", "по-казахски", "kazakhsha", "казакча"),
+    "bn": ("বাংলা", "bangla", "bengali", "banglay", "বাংলায়"),
+    "ur": ("اردو", "urdu", "urdu mein"),
+    "ar": ("العربية", "عربي", "بالعربي", "arabic"),
+    "ckb": ("کوردی", "kurdish", "sorani", "بە کوردی"),
+    "si": ("සිංහල", "sinhala", "sinhalen", "සිංහලෙන්"),
+    "ta": ("தமிழ்", "tamil", "தமிழில்"),
+    "ps": ("پښتو", "pashto", "په پښتو"),
+    "prs": ("دری", "dari", "فارسی", "به دری"),
+}
+_FILLER = frozenset({"please", "pls", "plz", "пожалуйста", "пж", "in", "на", "говори", "пиши", "speak", "write",
+                     "iltimos", "lütfen", "tilida", "language", "язык", "языке"})
+
+
+def _asked_language(text: str, languages: Collection[str]) -> str | None:
+    """The language a short message asks for by name ("English please", "по-русски"), or None."""
+    folded = re.sub(r"[!?.,;:¿¡؟،]+", " ", text.lower()).strip()
+    words = folded.split()
+    if not words or len(words) > 4:
+        return None
+    for code, names in _LANGUAGE_REQUESTS.items():
+        if code not in languages:
+            continue
+        for name in names:
+            if folded == name or (name in folded and all(w in _FILLER or w in name.split() for w in words)):
+                return code
+    return None
+
+
+#: the crisis kinds counsellors and the evaluation sets name (nlu is finer: abuse and threats are violence)
+_CRISIS_KIND = {"sexual_abuse": "violence", "threatened": "violence"}
+#: commands a person may type in any channel ("/delete" in the web chat works as on Telegram)
+_COMMANDS = frozenset({"start", "menu", "language", "profile", "human", "delete", "help"})
 #: the understanding's confidence when a rule (not only the embedder) found a request for a person
 _SURE_ASK_HUMAN = 0.9
 #: a message needs this many words to count towards switching the conversation's language
@@ -189,6 +232,7 @@ class ConversationEngine:
 
     # ------------------------------------------------------------------ ConversationPort
     async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
+        message = _typed_command(message)
         # 1. a short look, one statement outside any transaction: who is this, and is the update a
         #    redelivery?
         async with self._sessions() as session:
@@ -799,7 +843,7 @@ class ConversationEngine:
         if waiting == "crisis_location" or slot == "crisis":
             kind = await self._crisis_kind(session, user)
             return [Reply("crisis", crisis_text(self._t, self._opt.emergency, code or None, lang, kind=kind), lang,
-                          extra={"crisis": kind or ""})]
+                          extra={"crisis": _CRISIS_KIND.get(kind or "", kind or "")})]
         return [Reply("location", self._t(lang, "location_set", country=country_name(code, lang) if code else "—"),
                       lang)]
 
@@ -878,6 +922,10 @@ class ConversationEngine:
                 replies.append(Reply("counsellor_has_it", self._t(lang, key), lang))
                 if u.act != "question":
                     return replies
+        asked = _asked_language(text, self._opt.languages) if u.act not in ("crisis",) else None
+        if asked is not None:
+            # "English please", "по-русски": an explicit choice, kept until the person chooses again
+            return [*replies, self._choose_language(user, state, asked)]
         if u.act == "ask_human" and u.confidence < _SURE_ASK_HUMAN:
             # only the embedder thinks so ("telefon tavsiya qiling" looks like "give me a person"):
             # offer a counsellor with a button instead of putting the person in the queue
@@ -1066,7 +1114,7 @@ class ConversationEngine:
         country = state.location or user.destination
         if country is None and user.origin and user.stage in ("pre-departure", None) and user.destination is None:
             country = None  # the person's home country is a guess, not where they are: ask
-        extra = {"crisis": kind or "", "ticket": "open", "ticket_priority": "crisis"}
+        extra = {"crisis": _CRISIS_KIND.get(kind or "", kind or ""), "ticket": "open", "ticket_priority": "crisis"}
         if country:
             return [Reply("crisis", crisis_text(self._t, self._opt.emergency, country, lang, kind=kind), lang,
                           extra=extra)]
@@ -1078,6 +1126,15 @@ class ConversationEngine:
 
 
 _MESSAGE_KEYS: frozenset[str] = frozenset(MESSAGES)
+
+
+def _typed_command(message: IncomingMessage) -> IncomingMessage:
+    """"/delete" typed as text is the command, in the web chat as on Telegram (whose channel parses it)."""
+    text = (message.text or "").strip()
+    if message.command or message.callback or not text.startswith("/"):
+        return message
+    word = text[1:].split("@", 1)[0].strip().lower()
+    return replace(message, text=None, command=word) if word in _COMMANDS else message
 
 
 def _for_profile(result: SearchResult, origin: str | None) -> str | None:
