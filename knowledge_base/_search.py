@@ -616,20 +616,18 @@ class KnowledgeBase:
         k = 100
         if len(positive) > k:
             positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
-        positive = positive[np.argsort(-scores[positive], kind="stable")]
-        best: dict[int, float] = {}
-        for doc in positive.tolist():
-            entry = self._bm25_docs[doc]
-            if entry not in best and self._visible(entry, profile):
-                best[entry] = float(scores[doc])
-        return best
+        return self._best_per_entry(scores, positive, profile)
 
     def _chars(self, query: str, profile: Profile | None) -> dict[int, float]:
         scores = self._char.scores(query)
         positive = np.flatnonzero(scores > 0)
-        positive = positive[np.argsort(-scores[positive], kind="stable")][:100]
+        return self._best_per_entry(scores, positive[np.argsort(-scores[positive], kind="stable")][:100], profile)
+
+    def _best_per_entry(self, scores: np.ndarray, docs: np.ndarray, profile: Profile | None) -> dict[int, float]:
+        """Each visible entry's best document score, documents taken best first (stable ties)."""
+        ordered = docs[np.argsort(-scores[docs], kind="stable")]
         best: dict[int, float] = {}
-        for doc in positive.tolist():
+        for doc in ordered.tolist():
             entry = self._bm25_docs[doc]
             if entry not in best and self._visible(entry, profile):
                 best[entry] = float(scores[doc])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..i18n import Translator
+from ._render import babel_locale
 from ._types import Button
 
 __all__ = [
@@ -31,7 +32,6 @@ ContactKind = Literal["emergency", "police", "ambulance", "mental_health", "hotl
 #: the content spec first, then the origin countries (a returnee or a family member at home)
 ASK_COUNTRIES: tuple[str, ...] = ("RU", "KZ", "SA", "AE", "QA", "KW", "OM", "BH", "MY", "TR", "IQ",
                                   "UZ", "TJ", "KG", "BD", "PK", "LK", "AF")
-_BABEL_LOCALE = {"prs": "fa_AF", "ckb": "ckb", "tg": "tg", "ky": "ky", "ps": "ps", "uz": "uz"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def country_name(code: str, lang: str) -> str:
     try:
         from babel import Locale
 
-        locale = Locale.parse(_BABEL_LOCALE.get(lang, lang))
+        locale = Locale.parse(babel_locale(lang))
         return str(locale.territories.get(code, code))
     except Exception:  # unknown locale data: the code is still meaningful
         return code

@@ -45,7 +45,7 @@ from ..i18n import MESSAGES, Translator
 from ..tables import BotUser, ConversationMessage, OutboxItem
 from ._emergency import EmergencyContact, country_buttons, country_name, crisis_text
 from ._port import Outgoing
-from ._render import LANGUAGE_NAMES, answer_reply, details_reply, short_title, to_script
+from ._render import LANGUAGE_NAMES, answer_reply, babel_locale, details_reply, short_title, to_script
 from ._state import ConversationState, PendingQuestions
 from ._translit import uz_cyrillic_to_latin
 from ._types import Button, IncomingMessage, Reply, ReplyKind
@@ -656,7 +656,7 @@ class ConversationEngine:
         (the crisis reply included) goes into the ticket's transcript."""
         if not replies:
             return
-        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        ticket = await self._active_ticket(session, user)
         if ticket is None:
             return
         for reply in replies:
@@ -664,6 +664,14 @@ class ConversationEngine:
                 continue
             await append_user_message(session=session, ticket_id=ticket.id, text=reply.text, author=Author.BOT,
                                       now=now)
+
+    @staticmethod
+    async def _active_ticket(session: AsyncSession, user: BotUser) -> Any:
+        """The person's open ticket. Only the engine opens tickets for a bot user, and it records
+        each in ``notified_ticket_id``: someone who never had one (most people) costs no query."""
+        if user.notified_ticket_id is None:
+            return None
+        return await active_ticket_for_user(session=session, user_key=user.user_key)
 
     async def _unsent_for(self, session: AsyncSession, channel: str, ref: str) -> list[Outgoing]:
         return await _unsent(session, OutboxItem.channel == channel, OutboxItem.in_reply_to == ref,
@@ -910,7 +918,7 @@ class ConversationEngine:
         user.origin, user.destination, user.stage = analysis.origin, analysis.destination, analysis.stage
         if u.entities.destination and analysis.stage in (None, "abroad"):
             state.location = u.entities.destination
-        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
+        ticket = await self._active_ticket(session, user)
         if u.act == "crisis":
             return await self._crisis(session, user, state, lang, analysis, text, message_id)
         replies: list[Reply] = []
@@ -1166,8 +1174,7 @@ def _format_when(moment: dt.datetime, lang: str) -> str:
     """"Tuesday, 8 December, 09:00" in the reader's language (CLDR), in the MRC's time zone."""
     from babel.dates import format_datetime
 
-    locale = {"prs": "fa_AF", "ckb": "ckb_IQ", "uz": "uz_Latn"}.get(lang, lang)
-    for loc in (locale, "en"):
+    for loc in (babel_locale(lang), "en"):
         try:
             return str(format_datetime(moment, "EEEE, d MMMM, HH:mm", tzinfo=moment.tzinfo, locale=loc))
         except Exception:  # a locale Babel lacks: try English

@@ -17,7 +17,8 @@ from ..i18n import Translator
 from ._translit import uz_latin_to_cyrillic
 from ._types import Button, Reply
 
-__all__ = ["LANGUAGE_NAMES", "answer_reply", "details_reply", "format_day", "short_title", "to_script"]
+__all__ = ["LANGUAGE_NAMES", "answer_reply", "babel_locale", "details_reply", "format_day", "short_title",
+           "to_script"]
 
 #: native names for the language picker
 LANGUAGE_NAMES: dict[str, str] = {
@@ -32,11 +33,16 @@ _SUMMARY_CHARS = 450
 _BUTTON_CHARS = 32
 
 
+def babel_locale(lang: str) -> str:
+    """The CLDR locale for one of our language codes (Dari is Afghan Persian, Uzbek is Latin)."""
+    return _BABEL_LOCALE.get(lang, lang)
+
+
 def format_day(day: dt.date, lang: str) -> str:
     """A date as the reader writes it ("7 декабря 2026 г.", "7-dekabr, 2026"), never "2026 M12 7"."""
     from babel.dates import format_date
 
-    for locale in (_BABEL_LOCALE.get(lang, lang), "en"):
+    for locale in (babel_locale(lang), "en"):
         try:
             text = str(format_date(day, format="long", locale=locale))
         except Exception:  # a locale Babel lacks: try the next
