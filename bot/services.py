@@ -23,8 +23,9 @@ from knowledge_base import (
 )
 from nlu import Understander
 
-from .engine import ConversationEngine, EmergencyContact, EngineOptions, UnderstandingPort
+from .engine import ConversationEngine, UnderstandingPort
 from .i18n import Translator
+from .options import engine_options
 from .settings import Settings
 
 __all__ = ["ContentError", "load_content", "open_embedder", "open_knowledge_base", "open_understander",
@@ -70,22 +71,6 @@ def open_knowledge_base(settings: Settings, *, embedder: Embedder | None = None,
                               settings.search, root=settings.root, rebuild=rebuild, progress=progress,
                               on_build=on_build, fallbacks=settings.fallback_chains,
                               default_lang=settings.default_language)
-
-
-def engine_options(settings: Settings) -> EngineOptions:
-    by_country: dict[str, str] = {}
-    by_lang: dict[str, str] = {}
-    for mrc in settings.mrcs:
-        by_country.setdefault(mrc.country, mrc.id)
-        for lang in mrc.languages:
-            if lang != "en":
-                by_lang.setdefault(lang, mrc.id)
-    emergency = {country: tuple(EmergencyContact(c.label, c.phone, c.url, c.kind, c.source) for c in contacts)
-                 for country, contacts in settings.emergency.items()}
-    return EngineOptions(languages=tuple(settings.languages), default_language=settings.default_language,
-                         emergency=emergency, mrc_by_country=by_country, mrc_by_language=by_lang,
-                         default_mrc=settings.mrcs[0].id if settings.mrcs else "",
-                         mrc_languages={m.id: tuple(m.languages) for m in settings.mrcs})
 
 
 def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],

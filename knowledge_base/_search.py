@@ -102,6 +102,14 @@ class Profile:
     destination: str | None = None
     stage: str | None = None  # pre-departure | abroad | return
 
+    def admits(self, entry: Entry) -> bool:
+        """Whether ``entry`` is written for this person (an empty filter on the entry admits all)."""
+        if self.origin and entry.origin and self.origin not in entry.origin:
+            return False
+        if self.destination and entry.destination and self.destination not in entry.destination:
+            return False
+        return not (self.stage and entry.stage not in ("any", self.stage))
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -187,13 +195,7 @@ def _clean_query(text: str, max_chars: int) -> str:
 def _eligible(entry: Entry, profile: Profile | None) -> bool:
     if entry.status != "published":
         return False
-    if profile is None:
-        return True
-    if profile.origin and entry.origin and profile.origin not in entry.origin:
-        return False
-    if profile.destination and entry.destination and profile.destination not in entry.destination:
-        return False
-    return not (profile.stage and entry.stage not in ("any", profile.stage))
+    return profile is None or profile.admits(entry)
 
 
 # ---------------------------------------------------------------------------- scripts

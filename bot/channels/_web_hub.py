@@ -20,7 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from bot.engine import ConversationPort, Outgoing
+from bot.engine import OutboxPort, Outgoing
 
 __all__ = ["DeliveryLedger", "PendingHub"]
 
@@ -55,7 +55,7 @@ class DeliveryLedger:
 class PendingHub:
     """Polls ``engine.pending("web")`` while subscribers exist and fans replies out by user key."""
 
-    def __init__(self, engine: ConversationPort, *, interval: float, limit: int, channel: str = "web") -> None:
+    def __init__(self, engine: OutboxPort, *, interval: float, limit: int, channel: str = "web") -> None:
         self._engine = engine
         self._interval = interval
         self._limit = limit

@@ -36,7 +36,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, TypeHandler
 
-from bot.engine import ConversationPort, Outgoing
+from bot.engine import ChatPort, Outgoing
 from bot.privacy import user_key as make_user_key
 from storage import clean_json
 
@@ -129,7 +129,7 @@ class _ChatLocks:
 class _TelegramChannel:
     """State shared by the update handler, the delivery loop and the webhook route of one application."""
 
-    def __init__(self, engine: ConversationPort, *, key_secret: str, translate: FooterTranslator | None,
+    def __init__(self, engine: ChatPort, *, key_secret: str, translate: FooterTranslator | None,
                  delivery_interval: float, delivery_batch: int, deliver_in_background: bool,
                  max_webhook_attempts: int) -> None:
         self.engine = engine
@@ -396,7 +396,7 @@ def _default_translate() -> FooterTranslator:
 
 def build_telegram_application(
     token: str,
-    engine: ConversationPort,
+    engine: ChatPort,
     *,
     key_secret: str,
     base_url: str | None = None,

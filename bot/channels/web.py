@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
-from bot.engine import ConversationPort, IncomingMessage, Outgoing
+from bot.engine import ChatPort, IncomingMessage, Outgoing
 from storage import RateLimiter as SharedLimiter
 from storage import clean_json
 
@@ -98,7 +98,7 @@ class _Session:
 class _WebChat:
     """What both transports share: rate limits, idempotent hand-over to the engine, acknowledgements."""
 
-    def __init__(self, engine: ConversationPort, limits: WebLimits, *, pending_limit: int) -> None:
+    def __init__(self, engine: ChatPort, limits: WebLimits, *, pending_limit: int) -> None:
         self.engine = engine
         self.limits = limits
         self.pending_limit = pending_limit
@@ -164,7 +164,7 @@ def _dumps(frame: dict[str, Any]) -> str:
 
 
 def create_web_router(
-    engine: ConversationPort,
+    engine: ChatPort,
     *,
     key_secret: str,
     session_secret: str | None = None,

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ._types import IncomingMessage, Reply
 
-__all__ = ["ConversationPort", "Outgoing"]
+__all__ = ["ChatPort", "ConversationPort", "OutboxPort", "Outgoing"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class ConversationPort(Protocol):
         """Record ``message`` (once) and return the replies to send for it."""
         ...
 
+
+class OutboxPort(Protocol):
+    """Delivery: what is waiting to be sent, and what was sent (``bot.engine.Outbox``)."""
+
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         """The channel delivered these; they will not be returned again."""
         ...
@@ -50,3 +54,8 @@ class ConversationPort(Protocol):
         with several replicas, only one delivery loop sends it. ``exclude``: ids the caller is already
         sending by another path (they are neither returned nor leased)."""
         ...
+
+
+class ChatPort(ConversationPort, OutboxPort, Protocol):
+    """What a channel adapter needs: hand over what people do, send what is waiting. The engine
+    provides both (its outbox is a separate object it delegates to); test fakes provide both."""

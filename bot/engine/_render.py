@@ -10,15 +10,31 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
-from knowledge_base import KnowledgeBase
+from knowledge_base import Answer, Entry
 
 from ..i18n import Translator
 from ._translit import uz_latin_to_cyrillic
 from ._types import Button, Reply
 
-__all__ = ["LANGUAGE_NAMES", "answer_reply", "babel_locale", "details_reply", "format_day", "short_title",
+__all__ = ["LANGUAGE_NAMES", "Catalogue", "answer_reply", "babel_locale", "details_reply", "format_day", "short_title",
            "to_script"]
+
+
+
+class Catalogue(Protocol):
+    """What rendering (and the dialogue policy) reads of the knowledge base: entries and their
+    texts, never a search. ``knowledge_base.KnowledgeBase`` is one; tests use a small fake."""
+
+    @property
+    def entries(self) -> Sequence[Entry]: ...
+
+    def get(self, entry_id: str) -> Entry | None: ...
+
+    def answer_for(self, entry: Entry, lang: str | None) -> Answer: ...
+
 
 #: native names for the language picker
 LANGUAGE_NAMES: dict[str, str] = {
@@ -86,7 +102,7 @@ def _summary(text: str, summary: str | None) -> tuple[str, bool]:
     return first, True
 
 
-def answer_reply(kb: KnowledgeBase, t: Translator, entry_id: str, lang: str, *, script: str | None = None,
+def answer_reply(kb: Catalogue, t: Translator, entry_id: str, lang: str, *, script: str | None = None,
                  details: bool = False) -> Reply:
     """A curated answer: title, the short answer (or, with ``details``, the whole answer), every
     source once, the review date, and the buttons "More details", 👍/👎 and a counsellor.
@@ -120,6 +136,6 @@ def answer_reply(kb: KnowledgeBase, t: Translator, entry_id: str, lang: str, *, 
                  reviewed_label=checked, topic=entry.topic, extra=extra)
 
 
-def details_reply(kb: KnowledgeBase, t: Translator, entry_id: str, lang: str, *, script: str | None = None) -> Reply:
+def details_reply(kb: Catalogue, t: Translator, entry_id: str, lang: str, *, script: str | None = None) -> Reply:
     """The whole answer, for the "More details" button."""
     return answer_reply(kb, t, entry_id, lang, script=script, details=True)

@@ -30,10 +30,10 @@ from knowledge_base import KnowledgeBase, QueryError
 from nlu import CRISIS_KINDS, LanguageHint
 
 from ..console import console_settings
-from ..engine import Reply, answer_reply, crisis_text
+from ..engine import ConversationState, DialoguePolicy, Person, Reply, answer_reply, crisis_text
 from ..i18n import Translator
+from ..options import engine_options
 from ..privacy import local_secret, user_key
-from ..services import engine_options
 from ..settings import Settings
 
 __all__ = ["actions_token", "rasa_router"]
@@ -152,6 +152,7 @@ def rasa_router(settings: Settings, sessions: async_sessionmaker[AsyncSession],
     t = Translator(settings.fallback_chains)
     options = engine_options(settings)
     console = console_settings(settings)
+    policy = DialoguePolicy(translator=t, options=options, console=console)
     language_of = _LanguageOf(identify_language, settings)
 
     @functools.cache
@@ -191,14 +192,15 @@ def rasa_router(settings: Settings, sessions: async_sessionmaker[AsyncSession],
             result = await asyncio.to_thread(base.search, text, lang)
         except QueryError:
             result = None
-        if result is not None and result.decision == "answer" and result.answer is not None:
-            reply = answer_reply(base, t, result.answer.entry_id, lang)
+        # the same decision as Telegram and the web chat: the engine's dialogue policy (no
+        # citizenship question: Rasa's own stories hold that conversation)
+        reply = policy.search_replies(base, Person(lang), ConversationState(), text, lang, result, ask=False)[0]
+        if reply.kind == "answer":
             return ActionOut(kind="answer", lang=lang, entry_id=reply.entry_id, messages=[_message(reply)])
-        if result is not None and result.decision == "clarify" and result.candidates:
-            buttons = [ButtonOut(title=c.title[:60], payload=_rasa_payload(f"entry:{c.entry_id}") or "")
-                       for c in result.candidates[:3]]
-            return ActionOut(kind="clarify", lang=lang,
-                             messages=[MessageOut(text=t(lang, "clarify"), buttons=[*buttons, counsellor])])
+        if reply.kind == "clarify":
+            message = _message(reply)
+            message.buttons.append(counsellor)
+            return ActionOut(kind="clarify", lang=lang, messages=[message])
         return ActionOut(kind="handoff", lang=lang,
                          messages=[MessageOut(text=t(lang, "no_answer"), buttons=[counsellor])])
 
@@ -209,8 +211,7 @@ def rasa_router(settings: Settings, sessions: async_sessionmaker[AsyncSession],
         kind = body.crisis_kind if body.crisis_kind in CRISIS_KINDS else None
         profile = body.profile or ProfileIn()
         key = user_key(CHANNEL, body.sender_id, secrets()[1])
-        mrc = (options.mrc_by_country.get(profile.origin or "") or options.mrc_by_language.get(lang)
-               or options.default_mrc)
+        mrc = policy.mrc_for(profile.origin, lang)
         lines = [TranscriptLine(Author(line.author), line.text) for line in body.transcript if line.text.strip()]
         async with sessions() as session:
             ticket = await open_ticket(

@@ -120,7 +120,7 @@ def test_a_question_before_consent_is_kept_in_memory_once() -> None:
     ("men uzbek", None), ("patent kerak", None), ("how do I renew my russian patent", None),
 ])
 def test_a_language_asked_for_by_name_is_recognised_and_nationalities_are_not(text: str, lang: str | None) -> None:
-    from bot.engine._engine import _asked_language
+    from bot.engine._policy import asked_language as _asked_language
 
     languages = ("en", "ru", "uz", "ky", "tg", "kk", "bn", "ur", "ar", "ckb", "si", "ta", "ps", "prs")
     assert _asked_language(text, languages) == lang
@@ -128,7 +128,7 @@ def test_a_language_asked_for_by_name_is_recognised_and_nationalities_are_not(te
 
 def test_a_command_typed_in_the_web_chat_is_the_command() -> None:
     from bot.engine import IncomingMessage
-    from bot.engine._engine import _typed_command
+    from bot.engine._policy import typed_command as _typed_command
 
     typed = _typed_command(IncomingMessage(channel="web", user_key="u", message_id="1", text="/delete"))
     assert typed.command == "delete" and typed.text is None
