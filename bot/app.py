@@ -11,8 +11,8 @@ import contextlib
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +20,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from knowledge_base import KnowledgeBase, Profile, QueryError
+from knowledge_base import Embedder, KnowledgeBase, Profile, QueryError
+from nlu import Understander
 from storage import RateLimiter, clean_text, create_engine, open_pool, session_factory
 
 from .channels.telegram import TelegramGroupNotifier, build_telegram_application, run_telegram, telegram_webhook_route
@@ -190,6 +192,42 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     telegram = _telegram_application(settings, engine) if channels else None
     notifier.application = telegram
 
+    lifespan = _lifespan(settings, embedder=embedder, understander=understander, db=db, sessions=sessions,
+                         engine=engine, telegram=telegram, console=console, channels=channels)
+
+    # no /openapi.json: the API's shape is in the README, and a public schema only helps a prober
+    app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if settings.web.trusted_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*settings.web.trusted_hosts, "127.0.0.1",
+                                                                 "localhost"])
+    app.state.settings = settings
+    app.state.kb = kb
+    app.state.engine = engine
+    app.state.sessions = sessions
+    if telegram is not None and settings.telegram_webhook_secret is not None:
+        app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
+    if channels:
+        app.include_router(_web_router(settings, engine, limiter))
+    if console:
+        from .console import build_console
+
+        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter))
+
+    from .rasa import rasa_router  # the Rasa action server's API (bearer token; see README, "Rasa")
+
+    app.include_router(rasa_router(settings, sessions, lambda: app.state.kb, understander.language))
+
+    _add_api(app, limiter)
+    return app
+
+
+
+def _lifespan(settings: Settings, *, embedder: Embedder, understander: Understander, db: AsyncEngine,
+              sessions: async_sessionmaker[AsyncSession], engine: ConversationEngine, telegram: Any,
+              console: bool, channels: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: the index (rebuilt if missing), warm-ups, the retention and crisis
+    sweeps as tasks the app owns, Telegram; in reverse on the way out."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.kb is None:
@@ -235,27 +273,11 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
             await sweeping
         await db.dispose()
 
-    # no /openapi.json: the API's shape is in the README, and a public schema only helps a prober
-    app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    if settings.web.trusted_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*settings.web.trusted_hosts, "127.0.0.1",
-                                                                 "localhost"])
-    app.state.settings = settings
-    app.state.kb = kb
-    app.state.engine = engine
-    app.state.sessions = sessions
-    if telegram is not None and settings.telegram_webhook_secret is not None:
-        app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
-    if channels:
-        app.include_router(_web_router(settings, engine, limiter))
-    if console:
-        from .console import build_console
+    return lifespan
 
-        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter))
 
-    from .rasa import rasa_router  # the Rasa action server's API (bearer token; see README, "Rasa")
-
-    app.include_router(rasa_router(settings, sessions, lambda: app.state.kb, understander.language))
+def _add_api(app: FastAPI, limiter: RateLimiter) -> None:
+    """The JSON API beside the channels: /health, /api/ask, and error bodies that echo no input."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -296,8 +318,6 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
             out.candidates = [CandidateOut(entry_id=c.entry_id, topic=c.topic, title=c.title, lang=c.lang)
                               for c in result.candidates]
         return out
-
-    return app
 
 
 def app_from_environment() -> FastAPI:
