@@ -27,7 +27,7 @@ from bot.engine import (
 )
 from bot.i18n import Translator
 from handoff import ConsoleSettings, MrcSettings, Reason
-from knowledge_base import Answer, Candidate, Entry, Hit, SearchResult
+from knowledge_base import Answer, Entry, Hit, SearchResult
 from nlu import Entities, Understanding
 
 NOON = dt.datetime(2026, 12, 8, 7, 0, tzinfo=dt.UTC)  # Tuesday 12:00 in Tashkent
@@ -187,7 +187,7 @@ def test_a_request_after_hours_says_when_the_mrc_opens(policy: DialoguePolicy) -
     day = policy.decide(_turn("I want a real person", "ask_human", now=NOON), KB).replies[0]
     assert night.extra.get("after_hours") == "true" and "09:00" in night.text and "Wednesday" in night.text
     assert "after_hours" not in day.extra
-    assert [b.payload for row in night.buttons for b in row][0] == "back", "the person can go back to the bot"
+    assert next(b.payload for row in night.buttons for b in row) == "back", "the person can go back to the bot"
 
 
 def test_a_dari_request_goes_to_an_mrc_whose_counsellors_read_dari(policy: DialoguePolicy) -> None:
