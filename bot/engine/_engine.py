@@ -81,6 +81,13 @@ class UnderstandingPort(Protocol):
     def understand(self, text: str, hint: LanguageHint | None = None) -> Understanding: ...
 
 
+def _search_profile(origin: str | None, destination: str | None) -> Profile:
+    """What filters the search: citizenship and destination, facts an entry is written for. Not the
+    stage: "I want to go to Russia, how much is a patent" is said before leaving, and the patent
+    entry (written for people abroad) is still the answer; a stage guessed from one message hid it."""
+    return Profile(origin=origin, destination=destination)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -194,8 +201,7 @@ class ConversationEngine:
         if not first and data.startswith("country:origin:") and question:
             code = data.rsplit(":", 1)[1]
             origin = code if len(code) == 2 and code.isalpha() and code.isupper() and code != "ZZ" else None
-            profile = Profile(origin=origin, destination=view.destination,
-                              stage=view.stage if view.stage in ("pre-departure", "abroad", "return") else None)
+            profile = _search_profile(origin, view.destination)
             return None, await asyncio.to_thread(self._search, question, view.current_lang or view.lang, profile)
         return None, None
 
@@ -407,8 +413,7 @@ class ConversationEngine:
         stage = _STAGE_FROM_NLU.get(e.stage, view.stage) if e.stage else view.stage
         result = follow_up = None
         if u.act == "question":
-            profile = Profile(origin=origin, destination=destination,
-                              stage=stage if stage in ("pre-departure", "abroad", "return") else None)
+            profile = _search_profile(origin, destination)
             query = text
             if lang == "uz" and u.script == "Cyrl":
                 query = uz_cyrillic_to_latin(text)  # the content is written in Latin letters

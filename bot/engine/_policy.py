@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 MAX_TEXT_CHARS = 4000
-_STAGES = ("pre-departure", "abroad", "return")
 #: origin countries in the content: a shared location there is home, not a destination
 _HOME_COUNTRIES = ("UZ", "TJ", "KG", "BD", "PK", "LK", "AF", "NP")
 
@@ -261,8 +260,9 @@ def typed_command(message: IncomingMessage) -> IncomingMessage:
 
 
 def _profile_of(person: PersonRecord) -> Profile:
-    return Profile(origin=person.origin, destination=person.destination,
-                   stage=person.stage if person.stage in _STAGES else None)
+    """The menu lists what is written for the person's citizenship and destination (not by stage:
+    someone planning to leave reads about patents too)."""
+    return Profile(origin=person.origin, destination=person.destination)
 
 
 class DialoguePolicy:
