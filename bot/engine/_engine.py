@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
+from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -105,22 +105,6 @@ class _View:
         self.state = state or ConversationState()
 
 
-class _SeenIds:
-    """Update ids seen before consent; nothing about the person is stored, only a bounded set."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-
-    def add(self, key: str) -> bool:
-        if key in self._ids:
-            return False
-        self._ids[key] = None
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-
 class ConversationEngine:
     """Implements :class:`bot.engine.ChatPort` and handoff's ``OutboundPort``."""
 
@@ -139,7 +123,8 @@ class ConversationEngine:
         self.policy = DialoguePolicy(translator=translator, options=options, console=console)
         self.outbox = Outbox(sessions=sessions, clock=clock)
         self._alerts: set[asyncio.Task[Any]] = set()
-        self._seen = _SeenIds()
+        # update ids seen before consent: nothing about the person is stored, only a bounded set
+        self._seen: LRUCache[str, bool] = LRUCache(maxsize=10_000)
         self._pending = PendingQuestions()
 
     @property
@@ -450,8 +435,10 @@ class ConversationEngine:
     async def _before_consent(self, session: AsyncSession, message: IncomingMessage,
                               address: str | None, analysis: TurnAnalysis | None) -> list[Outgoing]:
         """Nothing is stored until the person agrees, except a crisis: that is handled at once."""
-        if not self._seen.add(f"{message.channel}:{message.message_id}"):
+        seen_key = f"{message.channel}:{message.message_id}"
+        if seen_key in self._seen:
             return []
+        self._seen[seen_key] = True
         data = message.callback or ""
         head, _, lang = data.partition(":")
         reply: Reply

@@ -8,10 +8,10 @@ the last question (needed to answer a follow-up), and it goes with the row on /d
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from cachetools import TTLCache
 
 __all__ = ["ConversationState", "PendingQuestion", "PendingQuestions"]
 
@@ -52,7 +52,6 @@ class ConversationState:
 class PendingQuestion:
     text: str
     lang: str
-    at: float
 
 
 class PendingQuestions:
@@ -60,27 +59,18 @@ class PendingQuestions:
 
     Why memory: nothing about a person is written before they agree. The cost: a question sent to
     one server process and a consent pressed on another (several workers, webhook mode) is not
-    answered automatically; the welcome then asks the person to write it again.
+    answered automatically; the welcome then asks the person to write it again. Bounded in size
+    and kept an hour at most (a ``cachetools.TTLCache``).
     """
 
     def __init__(self, size: int = 10_000, ttl_seconds: float = 3600.0) -> None:
-        self._items: OrderedDict[str, PendingQuestion] = OrderedDict()
-        self._size = size
-        self._ttl = ttl_seconds
+        self._items: TTLCache[str, PendingQuestion] = TTLCache(maxsize=size, ttl=ttl_seconds)
 
     def put(self, user_key: str, text: str, lang: str) -> None:
-        self._items[user_key] = PendingQuestion(text, lang, time.monotonic())
-        self._items.move_to_end(user_key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+        self._items[user_key] = PendingQuestion(text, lang)
 
     def peek(self, user_key: str) -> PendingQuestion | None:
-        item = self._items.get(user_key)
-        if item is None or time.monotonic() - item.at > self._ttl:
-            return None
-        return item
+        return self._items.get(user_key)
 
     def pop(self, user_key: str) -> PendingQuestion | None:
-        item = self.peek(user_key)
-        self._items.pop(user_key, None)
-        return item
+        return self._items.pop(user_key, None)
