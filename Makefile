@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy bot knowledge_base nlu handoff storage bench
+	$(BIN)/mypy bot knowledge_base nlu handoff storage languages bench
 
 test: index lint typecheck
 	$(BIN)/python -m pytest -q
