@@ -189,6 +189,11 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
 
     telegram = _telegram_application(settings, engine) if channels else None
     notifier.application = telegram
+    console_app: FastAPI | None = None
+    if console:
+        from .console import build_console
+
+        console_app = build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -215,6 +220,9 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         purging = asyncio.create_task(_retention_loop(settings, sessions, db))
         sweeping = asyncio.create_task(_crisis_sweep(engine))
         async with AsyncExitStack() as stack:
+            if console_app is not None:
+                # a mounted app gets no lifespan events: run the console's (its background sweeps) here
+                await stack.enter_async_context(console_app.router.lifespan_context(console_app))
             if telegram is not None:
                 try:
                     secret = settings.telegram_webhook_secret
@@ -248,10 +256,8 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
     if channels:
         app.include_router(_web_router(settings, engine, limiter))
-    if console:
-        from .console import build_console
-
-        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter))
+    if console_app is not None:
+        app.mount("/console", console_app)
 
     from .rasa import rasa_router  # the Rasa action server's API (bearer token; see README, "Rasa")
 

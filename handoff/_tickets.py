@@ -69,6 +69,7 @@ __all__ = [
     "release_idle_claims",
     "reply",
     "resolve",
+    "retryable_reply",
     "send_outside_transaction",
     "start_delivery",
     "tell_user",
@@ -671,6 +672,17 @@ async def outbound_message_for(*, session: AsyncSession, message_id: int) -> tup
     user_key, lang, message = row
     name = message.counsellor.display_name if message.counsellor else "Counsellor"
     return user_key, OutboundMessage(text=message.text, ticket_id=message.ticket_id, counsellor_name=name, lang=lang)
+
+
+async def retryable_reply(*, session: AsyncSession, ticket_id: int, message_id: int, actor: Actor) -> TicketMessage:
+    """A reply on this ticket whose delivery ``actor`` may retry (the holder, or one who may take over)."""
+    ticket = await get_ticket(session=session, ticket_id=ticket_id, actor=actor)
+    message = await session.get(TicketMessage, message_id)
+    if message is None or message.ticket_id != ticket.id:
+        raise TicketNotFound("no such message on this ticket")
+    if not (can_write(actor, ticket) or can_take_over(actor, ticket)):
+        raise NotAllowed("claim the ticket before retrying a reply")
+    return message
 
 
 async def deliver_reply(
