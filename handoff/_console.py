@@ -51,7 +51,7 @@ from handoff._policy import (
 from handoff._ports import AnswerSearch, Notifier, NullNotifier, OutboundPort, QueryEmbedder
 from handoff._settings import ConsoleSettings
 from handoff._tickets import MAX_REPLY_CHARS, release_idle_claims
-from handoff._web import SESSION_COOKIE, SecurityHeaders, build_templates, load_static
+from handoff._web import SESSION_COOKIE, SecurityHeaders, build_templates, static_app, static_versions
 from storage import RateLimiter, utcnow
 
 __all__ = ["create_console_app", "sweep_once"]
@@ -123,10 +123,10 @@ def create_console_app(
     rules = {"login_address": settings.login_per_address, "login_account": settings.login_per_account}
     if limiter is None:
         limiter = RateLimiter.from_uri("memory://", rules, key_secret=settings.session_secret.get_secret_value())
-    static = load_static()
+    versions = static_versions()
     env = build_templates(
         {
-            "asset": lambda name: f"{name}?v={static[name].version}",
+            "asset": lambda name: f"{name}?v={versions[name]}",
             "now": utcnow,
             "Reason": Reason,
             "Priority": Priority,
@@ -154,11 +154,11 @@ def create_console_app(
         embedder=embedder,
         notifier=notifier or NullNotifier(),
         env=env,
-        static=static,
         limiter=limiter,
     )
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     _install_error_pages(app)
+    app.mount("/static", static_app(), name="static")
     for area in (_console_auth, _console_queue, _console_tickets, _console_stats, _console_accounts):
         app.include_router(area.router, dependencies=[Depends(csrf_guard)])
     return app

@@ -1,4 +1,4 @@
-"""Console routes: the static files, signing in and out."""
+"""Console routes: signing in and out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from handoff._auth import (
     LoginFailed,
@@ -43,14 +43,6 @@ def _throttled_text(seconds: float) -> str:
 def _login_throttled(response: Response, seconds: float) -> Response:
     response.headers["Retry-After"] = str(max(1, int(seconds)))
     return response
-
-
-@router.get("/static/{name}", include_in_schema=False)
-async def static_file(ctx: Ctx, name: str) -> Response:
-    asset = ctx.static.get(name)
-    if asset is None:
-        return PlainTextResponse("Not found", status_code=404)
-    return asset.response()
 
 
 def _login_page(request: Request, *, error: str = "", status_code: int = 200, username: str = "") -> Response:

@@ -24,7 +24,7 @@ from handoff._errors import NotAllowed
 from handoff._policy import Actor, in_scope
 from handoff._ports import AnswerSearch, Notifier, OutboundPort, QueryEmbedder
 from handoff._settings import ConsoleSettings, MrcSettings
-from handoff._web import LOGIN_NONCE_COOKIE, SESSION_COOKIE, StaticAsset
+from handoff._web import LOGIN_NONCE_COOKIE, SESSION_COOKIE
 from storage import RateLimiter, clean_text
 
 __all__ = [
@@ -81,7 +81,6 @@ class ConsoleContext:
     embedder: QueryEmbedder | None
     notifier: Notifier
     env: jinja2.Environment
-    static: dict[str, StaticAsset]
     limiter: RateLimiter
 
     @property

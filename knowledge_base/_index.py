@@ -17,12 +17,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import faiss
 import numpy as np
 
-__all__ = ["FaissIndex", "IndexManifest", "IndexMismatch", "VectorIndex", "read_manifest"]
+__all__ = ["FaissIndex", "IndexManifest", "IndexMismatch", "read_manifest"]
 
 _POINTER = "CURRENT"
 
@@ -40,17 +40,6 @@ class IndexManifest:
     kind: str
     built_at: float
     build_seconds: float
-
-
-class VectorIndex(Protocol):
-    """What the knowledge base needs from a vector store."""
-
-    @property
-    def size(self) -> int: ...
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def save(self, directory: Path, manifest: IndexManifest) -> Path: ...
 
 
 _OMP_DEFAULT: list[int] = []

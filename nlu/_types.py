@@ -63,7 +63,7 @@ LangSource = Literal["detected", "hint", "history"]
 class QueryEmbedder(Protocol):
     """The embedding seam. ``nlu`` defines it itself so that it imports nothing else of the project.
 
-    ``knowledge_base.SentenceTransformerEmbedder`` satisfies it; tests may pass any object with this
+    ``knowledge_base.SplitEngineEmbedder`` satisfies it; tests may pass any object with this
     method. Rows must be L2-normalised float32 so that a dot product is a cosine similarity.
     """
 
