@@ -33,6 +33,7 @@ run: index db
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 typecheck: install
 	$(BIN)/mypy bot knowledge_base nlu handoff storage languages bench

