@@ -64,3 +64,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(_reset())
     return url
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that parametrise ``db_url`` themselves (``indirect=True``) replace the fixture's params
+    and with them the ``postgres`` mark: put it back, so ``-m 'not postgres'`` leaves them out too."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "postgres":
+            item.add_marker(pytest.mark.postgres)
