@@ -38,11 +38,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 # Dependencies before the source, so editing content or code does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p bot knowledge_base nlu handoff storage bench \
- && for p in bot knowledge_base nlu handoff storage bench; do touch $p/__init__.py; done \
+RUN mkdir -p bot knowledge_base nlu handoff storage languages \
+ && for p in bot knowledge_base nlu handoff storage languages; do touch $p/__init__.py; done \
  && pip install . \
  && pip uninstall -y hamroh \
- && rm -rf bot knowledge_base nlu handoff storage bench
+ && rm -rf bot knowledge_base nlu handoff storage languages
 
 COPY . .
 RUN pip install --no-deps . \

@@ -33,9 +33,10 @@ run: index db
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 typecheck: install
-	$(BIN)/mypy bot knowledge_base nlu handoff storage bench
+	$(BIN)/mypy bot knowledge_base nlu handoff storage languages bench
 
 test: index lint typecheck
 	$(BIN)/python -m pytest -q

@@ -37,10 +37,18 @@ from typing import Any
 import numpy as np
 
 from bot.settings import Settings, load_settings
-from knowledge_base import DecisionThresholds, KnowledgeBase, evaluate, load_eval_items
-from knowledge_base._config import ChannelWeights
-from knowledge_base._eval import _question, holdout_pairs, holdout_topic_pairs, question_folds
-from knowledge_base._search import fuse
+from knowledge_base import (
+    ChannelWeights,
+    DecisionThresholds,
+    KnowledgeBase,
+    evaluate,
+    fuse,
+    held_out_item,
+    holdout_pairs,
+    holdout_topic_pairs,
+    load_eval_items,
+    question_folds,
+)
 
 __all__ = ["main"]
 
@@ -115,7 +123,7 @@ def cmd_weights(settings: Settings, args: argparse.Namespace) -> int:
     for f, rows in enumerate(question_folds(kb, args.holdout, args.seed, grouped=args.grouped)):
         masked = kb.masked(rows=rows)
         for row in rows:
-            item = _question(kb, row)
+            item = held_out_item(kb, row)
             dense, lexical, chars = masked.channels(item.text, vectors[row])
             qs.append(_Q(f, item.lang, item.topic, dense, lexical, chars))
     rrf_k = settings.search.rrf_k

@@ -146,7 +146,7 @@ def _database(kind: str, workdir: Path) -> Iterator[str]:
         return
     if kind != "postgres":
         raise ValueError(f"--database must be sqlite or postgres, not {kind!r}")
-    from storage.testing import temporary_postgres_database  # the suites' throw-away database
+    from storage.scratch import temporary_postgres_database  # the suites' throw-away database
 
     with temporary_postgres_database(prefix="hamroh_kill") as url:
         yield url

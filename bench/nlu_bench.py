@@ -51,10 +51,10 @@ class _TimedEmbedder:
 
 def _open_embedder() -> nlu.QueryEmbedder:
     model_dir = Path(os.environ.get("HAMROH_MODEL_DIR", ROOT / "data" / "models" / "multilingual-e5-small"))
-    from knowledge_base import SentenceTransformerEmbedder
+    from knowledge_base import SplitEngineEmbedder
 
     # No query cache: every message pays a real embedding, as a new message does in production.
-    return SentenceTransformerEmbedder(model_dir, cache_size=0)
+    return SplitEngineEmbedder(model_dir, cache_size=0)
 
 
 def _messages(files: Sequence[Path]) -> list[str]:

@@ -148,8 +148,8 @@ def build_faq_project(settings: Settings, out: Path, *, epochs: int,
     import yaml
 
     from bot.services import load_content
-    from knowledge_base._search import load_out_of_scope
-    from nlu.rasa._project import TRAINING_FILES, RasaProject, fingerprint, pipeline_config, write_nlu_yaml
+    from knowledge_base import load_out_of_scope
+    from nlu.rasa import TRAINING_FILES, RasaProject, fingerprint, pipeline_config, write_nlu_yaml
 
     blocks: dict[str, list[str]] = defaultdict(list)
     seen: set[str] = set()
@@ -290,7 +290,7 @@ def run_holdout(settings: Settings, *, k: int, seed: int = 0, epochs: int = 40, 
     system's index (and Rasa's training data), then are asked. Everything runs in process (no HTTP):
     latency is the search alone."""
     from bot.services import open_knowledge_base
-    from knowledge_base._eval import _question, question_folds
+    from knowledge_base import held_out_item, question_folds
 
     kb = open_knowledge_base(settings)
     vectors = kb.vectors()
@@ -313,7 +313,7 @@ def run_holdout(settings: Settings, *, k: int, seed: int = 0, epochs: int = 40, 
         masked = kb.masked(rows=rows)
         exclude = frozenset((kb.entries[kb.rows[r].entry].id, kb.rows[r].lang, kb.rows[r].n) for r in rows)
         lexical = _Bm25(settings, exclude=exclude)
-        items = [_question(kb, r) for r in rows]
+        items = [held_out_item(kb, r) for r in rows]
         all_items.extend(items)
         for row, item in zip(rows, items, strict=True):
             start = time.perf_counter()

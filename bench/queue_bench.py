@@ -5,7 +5,7 @@
 Prints a table: claims per second and per-claim latency (p50/p95) for "claim next" with N
 concurrent counsellors, and for a full cycle (claim, reply through a no-op outbound port,
 resolve). Every run also checks that no ticket was claimed twice. Figures, never asserts on time.
-PostgreSQL runs in a throw-away database (see storage.testing) when 127.0.0.1:5432 answers.
+PostgreSQL runs in a throw-away database (see storage.scratch) when 127.0.0.1:5432 answers.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from handoff import (
 )
 from handoff.tables import AuditEntry, Counsellor, Ticket
 from storage import create_engine, session_factory, upgrade
-from storage.testing import postgres_unavailable_reason, temporary_postgres_database
+from storage.scratch import postgres_unavailable_reason, temporary_postgres_database
 
 
 class NullOutbound:

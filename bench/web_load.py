@@ -245,9 +245,9 @@ def report(result: LoadResult) -> str:
 def _serve(port: int) -> None:
     """The web router around an engine that answers at once (runs in the subprocess)."""
     import datetime as dt
-    from collections import OrderedDict
 
     import uvicorn
+    from cachetools import LRUCache
     from fastapi import FastAPI
 
     from bot.channels.web import BucketSpec, WebLimits, create_web_router
@@ -257,15 +257,13 @@ def _serve(port: int) -> None:
         """Idempotent like the real engine (a bounded memory of message ids), but without work."""
 
         def __init__(self) -> None:
-            self._seen: OrderedDict[str, None] = OrderedDict()
+            self._seen: LRUCache[str, None] = LRUCache(100_000)
             self._next = 0
 
         async def handle(self, message: IncomingMessage, *, address: str | None = None) -> list[Outgoing]:
             if message.message_id in self._seen:
                 return []
             self._seen[message.message_id] = None
-            if len(self._seen) > 100_000:
-                self._seen.popitem(last=False)
             self._next += 1
             reply = Reply("answer", "Curated answer.", "en", source_title="Source",
                           source_url="https://example.org/", reviewed_on=dt.date(2025, 1, 1), entry_id="bench")

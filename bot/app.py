@@ -191,9 +191,14 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
 
     telegram = _telegram_application(settings, engine) if channels else None
     notifier.application = telegram
+    console_app: FastAPI | None = None
+    if console:
+        from .console import build_console
+
+        console_app = build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter)
 
     lifespan = _lifespan(settings, embedder=embedder, understander=understander, db=db, sessions=sessions,
-                         engine=engine, telegram=telegram, console=console, channels=channels)
+                         engine=engine, telegram=telegram, console_app=console_app, channels=channels)
 
     # no /openapi.json: the API's shape is in the README, and a public schema only helps a prober
     app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -208,10 +213,8 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         app.include_router(telegram_webhook_route(telegram, settings.telegram_webhook_secret.get_secret_value()))
     if channels:
         app.include_router(_web_router(settings, engine, limiter))
-    if console:
-        from .console import build_console
-
-        app.mount("/console", build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter))
+    if console_app is not None:
+        app.mount("/console", console_app)
 
     from .rasa import rasa_router  # the Rasa action server's API (bearer token; see README, "Rasa")
 
@@ -224,7 +227,7 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
 
 def _lifespan(settings: Settings, *, embedder: Embedder, understander: Understander, db: AsyncEngine,
               sessions: async_sessionmaker[AsyncSession], engine: ConversationEngine, telegram: Any,
-              console: bool, channels: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+              console_app: FastAPI | None, channels: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start-up and shut-down: the index (rebuilt if missing), warm-ups, the retention and crisis
     sweeps as tasks the app owns, Telegram; in reverse on the way out."""
 
@@ -248,11 +251,14 @@ def _lifespan(settings: Settings, *, embedder: Embedder, understander: Understan
         # process; out of the collector's sight, a full collection no longer walks it, which here
         # paused every request in flight for up to 0.3 s
         gc.freeze()
-        if console or channels:
+        if console_app is not None or channels:
             warn_insecure(settings)
         purging = asyncio.create_task(_retention_loop(settings, sessions, db))
         sweeping = asyncio.create_task(_crisis_sweep(engine))
         async with AsyncExitStack() as stack:
+            if console_app is not None:
+                # a mounted app gets no lifespan events: run the console's (its background sweeps) here
+                await stack.enter_async_context(console_app.router.lifespan_context(console_app))
             if telegram is not None:
                 try:
                     secret = settings.telegram_webhook_secret

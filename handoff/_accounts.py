@@ -19,19 +19,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff._audit import audit
 from handoff._enums import AuditAction, Role, Status
-from handoff._errors import AccountError, RoleNotGrantable
-from handoff._policy import Actor
+from handoff._errors import AccountError, RoleNotGrantable, TicketNotFound
+from handoff._policy import Actor, can_manage_account
 from handoff.tables import ConsoleSession, Counsellor, Ticket
 from storage import utcnow
 
 __all__ = [
     "AccountInfo",
+    "counsellor_names",
     "create_account",
     "disable_account",
     "enable_account",
     "find_account",
     "hash_password",
     "list_accounts",
+    "manageable_account",
     "needs_rehash",
     "verify_password",
 ]
@@ -210,3 +212,17 @@ async def list_accounts(
     if not include_disabled:
         query = query.where(Counsellor.disabled_at.is_(None))
     return [AccountInfo.of(c) for c in (await session.scalars(query)).all()]
+
+
+async def manageable_account(*, session: AsyncSession, actor: Actor, account_id: int) -> Counsellor:
+    """The account ``actor`` may manage; any other (or none) is "no such account", so an admin
+    cannot learn which ids exist at other MRCs."""
+    found = await session.get(Counsellor, account_id)
+    if found is None or not can_manage_account(actor, found.mrc_id):
+        raise TicketNotFound("no such account")
+    return found
+
+
+async def counsellor_names(*, session: AsyncSession) -> dict[int, str]:
+    """Display names by account id (a transcript names who wrote each reply)."""
+    return {row[0]: row[1] for row in (await session.execute(select(Counsellor.id, Counsellor.display_name))).all()}

@@ -17,7 +17,7 @@ from handoff._policy import Actor
 from handoff.tables import AuditEntry
 from storage import utcnow
 
-__all__ = ["SYSTEM", "audit", "list_audit"]
+__all__ = ["SYSTEM", "audit", "audit_denied", "list_audit"]
 
 SYSTEM = "system"
 
@@ -64,3 +64,13 @@ async def list_audit(
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return list((await session.scalars(query)).all())
+
+
+def audit_denied(session: AsyncSession, denied: tuple[int, str, int, str], *, detail: str) -> AuditEntry:
+    """Record a try at another MRC's ticket (``TicketNotFound.denied``: actor id, username, ticket
+    id, the ticket's MRC), in the caller's transaction: a fresh one, since the request's rolled back."""
+    actor_id, username, ticket_id, mrc_id = denied
+    entry = AuditEntry(at=utcnow(), actor_id=actor_id, actor_username=username[:64],
+                       action=AuditAction.VIEW_DENIED.value, ticket_id=ticket_id, mrc_id=mrc_id, detail=detail[:300])
+    session.add(entry)
+    return entry

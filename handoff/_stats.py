@@ -6,6 +6,8 @@ fast, and nothing has to be kept in sync.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ __all__ = [
     "cluster_gaps",
     "gap_questions",
     "queue_stats",
+    "stats_csv",
 ]
 
 
@@ -197,3 +200,22 @@ def cluster_gaps(
             )
         )
     return gaps
+
+
+def stats_csv(stats: QueueStats) -> str:
+    """The statistics as ``dimension,value,tickets`` rows, for a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["dimension", "value", "tickets"])
+    for dimension, rows in (
+        ("reason", stats.by_reason),
+        ("language", stats.by_lang),
+        ("topic", stats.by_topic),
+        ("status", stats.by_status),
+    ):
+        for value, count in rows:
+            writer.writerow([dimension, value, count])
+    for name, durations in (("first_reply", stats.first_reply), ("resolve", stats.resolve)):
+        for label, span in (("median_minutes", durations.median), ("p90_minutes", durations.p90)):
+            writer.writerow([name, label, "" if span is None else round(span.total_seconds() / 60, 1)])
+    return out.getvalue()

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff._audit import audit
 from handoff._enums import AuditAction, Author, DeliveryStatus, Priority, Reason, Status
@@ -69,6 +69,8 @@ __all__ = [
     "release_idle_claims",
     "reply",
     "resolve",
+    "retryable_reply",
+    "send_outside_transaction",
     "start_delivery",
     "tell_user",
     "transfer",
@@ -672,14 +674,25 @@ async def outbound_message_for(*, session: AsyncSession, message_id: int) -> tup
     return user_key, OutboundMessage(text=message.text, ticket_id=message.ticket_id, counsellor_name=name, lang=lang)
 
 
+async def retryable_reply(*, session: AsyncSession, ticket_id: int, message_id: int, actor: Actor) -> TicketMessage:
+    """A reply on this ticket whose delivery ``actor`` may retry (the holder, or one who may take over)."""
+    ticket = await get_ticket(session=session, ticket_id=ticket_id, actor=actor)
+    message = await session.get(TicketMessage, message_id)
+    if message is None or message.ticket_id != ticket.id:
+        raise TicketNotFound("no such message on this ticket")
+    if not (can_write(actor, ticket) or can_take_over(actor, ticket)):
+        raise NotAllowed("claim the ticket before retrying a reply")
+    return message
+
+
 async def deliver_reply(
     *, session: AsyncSession, message_id: int, outbound: OutboundPort, retry: bool = False
 ) -> tuple[bool, str | None]:
     """Send a stored reply through the port at most once. Returns ``(delivered, error)``.
 
-    In this form the port is awaited inside the caller's transaction; the console instead commits
-    between :func:`start_delivery`, the send and :func:`finish_delivery` so no lock is held
-    while the network is slow.
+    In this form the port is awaited inside the caller's transaction; the console instead uses
+    :func:`send_outside_transaction`, which commits around the send so no lock is held while the
+    network is slow.
     """
     if not await start_delivery(session=session, message_id=message_id, retry=retry):
         return False, "already being delivered or delivered"
@@ -691,6 +704,30 @@ async def deliver_reply(
         error = f"{type(exc).__name__}: {exc}"
     await finish_delivery(session=session, message_id=message_id, error=error)
     return error is None, error
+
+
+async def send_outside_transaction(
+    sessions: async_sessionmaker[AsyncSession], *, message_id: int, outbound: OutboundPort, retry: bool = False
+) -> bool:
+    """Deliver a stored reply with the send outside any transaction, so a slow channel never holds a
+    database lock: mark it as being sent and commit, send, record the outcome in a second transaction.
+
+    Takes the session factory (not a session) because it must commit between the steps. Returns
+    ``False`` only when the send failed (the error is stored; the reply can be retried); ``True`` when
+    it was sent or another caller already has it.
+    """
+    async with sessions() as session, session.begin():
+        if not await start_delivery(session=session, message_id=message_id, retry=retry):
+            return True
+        user_key, message = await outbound_message_for(session=session, message_id=message_id)
+    error: str | None = None
+    try:
+        await outbound.send(user_key, message)
+    except Exception as exc:  # recorded on the message and offered for retry
+        error = f"{type(exc).__name__}: {exc}"
+    async with sessions() as session, session.begin():
+        await finish_delivery(session=session, message_id=message_id, error=error)
+    return error is None
 
 
 async def reply(

@@ -7,26 +7,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from babel.dates import format_timedelta
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "DEVICE_COOKIE",
     "LOGIN_NONCE_COOKIE",
     "SESSION_COOKIE",
+    "STATIC_DIR",
     "SecurityHeaders",
-    "StaticAsset",
     "build_templates",
-    "load_static",
     "safe_next",
+    "static_app",
+    "static_versions",
 ]
 
 SESSION_COOKIE = "hamroh_console"
@@ -83,54 +86,47 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-@dataclass(frozen=True, slots=True)
-class StaticAsset:
-    body: bytes
-    media_type: str
-    version: str
+class _VersionedStaticFiles(StaticFiles):
+    """Starlette's static files; a URL with the content's version (``?v=``, from ``asset()``) never
+    changes, so the browser may keep it a year (a new version is a new URL); without, five minutes."""
 
-    def response(self) -> Response:
-        return Response(
-            self.body,
-            media_type=self.media_type,
-            headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{self.version}"'},
-        )
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            versioned = b"v=" in scope.get("query_string", b"")
+            response.headers["Cache-Control"] = ("public, max-age=31536000, immutable" if versioned
+                                                 else "public, max-age=300")
+        return response
 
 
-def load_static() -> dict[str, StaticAsset]:
-    """The console's few static files, read once per app (served with a content-hash version)."""
-    types = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
-    assets = {}
-    for path in sorted((_PACKAGE / "static").iterdir()):
-        if path.suffix in types:
-            body = path.read_bytes()
-            assets[path.name] = StaticAsset(body, types[path.suffix], hashlib.sha256(body).hexdigest()[:12])
-    return assets
+STATIC_DIR = _PACKAGE / "static"
+
+
+def static_app() -> ASGIApp:
+    """The console's CSS and JS, compressed. Only these: compressing pages that hold the CSRF token
+    next to reflected input would let an attacker read the token from the sizes (BREACH)."""
+    return GZipMiddleware(_VersionedStaticFiles(directory=STATIC_DIR), minimum_size=500)
+
+
+def static_versions() -> dict[str, str]:
+    """Each static file's content hash, for URLs that change when the file does (``console.css?v=…``)."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            for path in sorted(STATIC_DIR.iterdir()) if path.is_file()}
+
+
+def _span(delta: timedelta) -> str:
+    """A span as a counsellor reads it at a glance ("45 min", "2 hr", "3 days"): CLDR's words, one unit."""
+    if abs(delta) < timedelta(minutes=1):
+        return "<1 min"
+    return str(format_timedelta(delta, granularity="minute", threshold=1, format="short", locale="en"))
 
 
 def _ago(value: datetime | None, now: datetime | None = None) -> str:
-    if value is None:
-        return ""
-    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
-    if seconds < 60:
-        return "<1 min"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} d"
+    return "" if value is None else _span((now or datetime.now(UTC)) - value)
 
 
 def _duration(value: timedelta | None) -> str:
-    if value is None:
-        return "—"
-    minutes = int(value.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+    return "—" if value is None else _span(value)
 
 
 def _local(value: datetime | None, zone: str = "UTC", fmt: str = "%d %b %H:%M") -> str:

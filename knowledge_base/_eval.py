@@ -21,8 +21,9 @@ from ._search import SearchResult
 if TYPE_CHECKING:
     from ._search import KnowledgeBase
 
-__all__ = ["EvalItem", "evaluate", "format_report", "format_topics_report", "holdout_questions",
-           "holdout_topics", "load_eval_items", "question_folds", "score", "topic_folds"]
+__all__ = ["EvalItem", "evaluate", "format_report", "format_topics_report", "held_out_item", "holdout_pairs",
+           "holdout_questions", "holdout_topic_pairs", "holdout_topics", "load_eval_items", "question_folds", "score",
+           "topic_folds"]
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ def topic_folds(kb: KnowledgeBase, k: int, seed: int = 0) -> list[list[str]]:
     return [sorted(topics[f::k]) for f in range(min(k, len(topics)))]
 
 
-def _question(kb: KnowledgeBase, row: int) -> EvalItem:
+def held_out_item(kb: KnowledgeBase, row: int) -> EvalItem:
+    """Row ``row`` of the index as an evaluation item: its question, language and topic."""
     r = kb.rows[row]
     entry = kb.entries[r.entry]
     return EvalItem(entry.translations[r.lang].questions[r.n], r.lang, entry.topic)
@@ -170,7 +172,7 @@ def holdout_pairs(kb: KnowledgeBase, k: int, *, seed: int = 0, grouped: bool = F
         if fold_kb is not None:
             masked = fold_kb(masked)
         for row in rows:
-            item = _question(kb, row)
+            item = held_out_item(kb, row)
             yield f, row, item, masked.search(item.text, item.lang, qvec=vectors[row])
 
 
@@ -187,7 +189,7 @@ def holdout_topic_pairs(kb: KnowledgeBase, k: int, *, seed: int = 0,
         hidden_set = set(hidden)
         for row, r in enumerate(kb.rows):
             if r.kind == "question" and r.entry in hidden_set:
-                item = _question(kb, row)
+                item = held_out_item(kb, row)
                 yield f, row, item, masked.search(item.text, item.lang, qvec=vectors[row])
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
@@ -42,15 +42,22 @@ class IndexManifest:
     build_seconds: float
 
 
+@runtime_checkable
 class VectorIndex(Protocol):
-    """What the knowledge base needs from a vector store."""
+    """What the knowledge base needs from a vector store once it is built or loaded (the seam a
+    store other than FAISS would implement); building and loading stay with the implementation."""
+
+    #: what kind of index answers ("flat", "hnsw"), for reports
+    kind: str
 
     @property
     def size(self) -> int: ...
 
+    def vectors(self) -> np.ndarray: ...
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def save(self, directory: Path, manifest: IndexManifest) -> Path: ...
+    def save(self, directory: Path, manifest: IndexManifest, extra: dict[str, bytes] | None = None) -> Path: ...
 
 
 _OMP_DEFAULT: list[int] = []

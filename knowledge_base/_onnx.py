@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import EmbedderError
+
 __all__ = ["ONNX_FILE", "OnnxQueryEngine", "export_onnx", "onnx_path", "require_graph"]
 
 ONNX_FILE = "onnx/model.onnx"
@@ -37,8 +39,6 @@ def require_graph(model_dir: Path) -> Path:
     """The exported graph's path, or an error that says how to make it."""
     path = onnx_path(model_dir)
     if not path.exists():
-        from ._embedder import EmbedderError
-
         raise EmbedderError(f"no ONNX graph at {path}: run 'hamroh model install' "
                             "(or set model.query_engine: torch in config.yml)")
     return path

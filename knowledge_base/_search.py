@@ -33,7 +33,7 @@ from scipy import sparse
 from ._config import IndexConfig, SearchConfig
 from ._embedder import Embedder
 from ._entries import Entry, Source, Translation, content_hash
-from ._index import FaissIndex, IndexManifest, IndexMismatch
+from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex
 from ._textnorm import fold, lexical_tokens
 
 __all__ = [
@@ -377,7 +377,7 @@ class _Doc:
 class KnowledgeBase:
     """Curated entries, their vectors, BM25 and character n-gram postings, and the decision rule."""
 
-    def __init__(self, entries: Sequence[Entry], embedder: Embedder, index: FaissIndex, rows: Sequence[_Row],
+    def __init__(self, entries: Sequence[Entry], embedder: Embedder, index: VectorIndex, rows: Sequence[_Row],
                  config: SearchConfig, *, fallbacks: Mapping[str, Sequence[str]] | None = None,
                  default_lang: str = "en", manifest: IndexManifest | None = None,
                  out_of_scope: Sequence[str] | None = None, cache_dir: Path | None = None,

@@ -3,7 +3,7 @@
 Importing this package loads nothing heavy: lingua, the n-gram models, the lexicons and the example
 embeddings are built on first use. Typical use::
 
-    understander = nlu.Understander(embedder)      # embedder: knowledge_base.SentenceTransformerEmbedder
+    understander = nlu.Understander(embedder)      # embedder: knowledge_base.SplitEngineEmbedder
     understander.warm_up()                         # optional, at start-up
     result = nlu.understand(text, nlu.LanguageHint(chosen="tg", current="ru"), understander=understander)
 

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import languages
+
 from ._data import NluDataError, load_data_file
 from ._ngram import CharNgramModel
 from ._text import clean, script_counts, tokens
@@ -43,8 +45,8 @@ _VARIETIES: Final[Mapping[Script, tuple[str, ...]]] = {
     "Cyrl": ("ru-Cyrl", "uz-Cyrl", "ky-Cyrl", "tg-Cyrl", "kk-Cyrl"),
     "Arab": ("ar-Arab", "ur-Arab", "ckb-Arab", "ps-Arab", "prs-Arab"),
 }
-#: Scripts that name their language by themselves.
-_SCRIPT_LANG: Final[Mapping[Script, str]] = {"Beng": "bn", "Sinh": "si", "Taml": "ta"}
+#: Scripts that name their language by themselves (Bengali, Sinhala, Tamil).
+_SCRIPT_LANG: Final[Mapping[str, str]] = languages.sole_language_of_script()
 
 # Letters outside the Russian alphabet (Cyrillic) or the basic Arabic alphabet, per variety. A letter
 # from this union that a variety's alphabet lacks counts against that variety; one it has counts for.

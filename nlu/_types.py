@@ -13,6 +13,8 @@ from typing import Final, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+import languages
+
 __all__ = [
     "ACTS",
     "CRISIS_KINDS",
@@ -30,10 +32,9 @@ __all__ = [
     "Understanding",
 ]
 
-#: The project's language codes (``shared/content-spec.md``), in the spec's order.
-LANGUAGES: Final[tuple[str, ...]] = (
-    "en", "ru", "uz", "ky", "tg", "kk", "bn", "ur", "ar", "ckb", "si", "ta", "ps", "prs",
-)  # fmt: skip
+#: The project's language codes (``shared/content-spec.md``), in the spec's order: the one
+#: registry's (``languages``), which also has names, direction, scripts and aliases.
+LANGUAGES: Final[tuple[str, ...]] = languages.LANGUAGES
 
 DialogueAct = Literal["greet", "thanks", "goodbye", "ask_human", "question", "crisis", "menu"]
 ACTS: Final[tuple[DialogueAct, ...]] = ("greet", "thanks", "goodbye", "ask_human", "question", "crisis", "menu")
@@ -62,7 +63,7 @@ LangSource = Literal["detected", "hint", "history"]
 class QueryEmbedder(Protocol):
     """The embedding seam. ``nlu`` defines it itself so that it imports nothing else of the project.
 
-    ``knowledge_base.SentenceTransformerEmbedder`` satisfies it; tests may pass any object with this
+    ``knowledge_base.SplitEngineEmbedder`` satisfies it; tests may pass any object with this
     method. Rows must be L2-normalised float32 so that a dot product is a cosine similarity.
     """
 

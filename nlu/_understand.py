@@ -74,7 +74,7 @@ class _Rules:
 class Understander:
     """Understands chat messages. Construct once per process and share; it is thread-safe.
 
-    ``embedder`` is the project's query embedder (``knowledge_base.SentenceTransformerEmbedder``);
+    ``embedder`` is the project's query embedder (``knowledge_base.SplitEngineEmbedder``);
     it is called once per message that rules do not settle, and once, lazily, for the training data
     (whose vectors are kept in ``cache_dir`` when given, so a restart does not re-embed them).
     """

@@ -1,8 +1,9 @@
 """Persistence shared by every package: declarative base, engines, sessions, migrations.
 
 `storage` imports nothing else of the project. Packages own their tables (they subclass
-:class:`Base` in their own modules); the Alembic environment in ``storage/migrations`` imports
-those modules so one migration history covers the whole database.
+:class:`Base` in their own modules); one migration history in ``storage/migrations`` covers the
+whole database, and autogenerate gets the packages' metadata from the caller
+(:func:`autogenerate_revision`), so the dependency points one way.
 """
 
 from storage._base import Base
@@ -18,7 +19,7 @@ from storage._engine import (
 )
 from storage._errors import MigrationError, StorageError
 from storage._limits import DatabaseStorage, RateLimitCounter, RateLimiter, parse_rule, purge_expired_counters
-from storage._migrate import current_revision, head_revision, upgrade, upgrade_async
+from storage._migrate import autogenerate_revision, current_revision, head_revision, upgrade, upgrade_async
 from storage._text import clean_json, clean_text
 from storage._types import UTCDateTime, utcnow
 
@@ -33,6 +34,7 @@ __all__ = [
     "StorageError",
     "UTCDateTime",
     "autocommit",
+    "autogenerate_revision",
     "checkpoint_after_erasure",
     "clean_json",
     "clean_text",

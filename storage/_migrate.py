@@ -1,7 +1,8 @@
 """Run the Alembic migrations programmatically (``hamroh db upgrade`` and tests).
 
-The migration scripts live in ``storage/migrations``; ``env.py`` there imports the table modules
-of the packages that own tables (see ``TABLE_MODULES`` in that file).
+The migration scripts live in ``storage/migrations``, one linear chain for the whole database.
+``storage`` imports no package above it: the packages that own tables hand their metadata to
+:func:`autogenerate_revision` (``hamroh db revision``), never the other way round.
 """
 
 from __future__ import annotations
@@ -15,21 +16,45 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage._engine import create_engine
 from storage._errors import MigrationError
 
-__all__ = ["current_revision", "head_revision", "upgrade", "upgrade_async"]
+__all__ = ["autogenerate_revision", "current_revision", "head_revision", "upgrade", "upgrade_async"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: the revision files' names (``20261211_0005_conversation_state.py``), as in ``alembic.ini``
+FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s"
 
 
 def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
+
+
+def autogenerate_revision(url: str | URL, message: str, *, metadata: MetaData, rev_id: str | None = None) -> Path:
+    """Write a new revision at the head of the chain from the difference between ``metadata`` and
+    the database at ``url`` (which must be at the head). Returns the new file.
+
+    The caller passes the metadata with every package's tables imported (``bot.tables
+    .schema_metadata()``): an incomplete one would write a revision that drops the missing tables.
+    """
+    if not metadata.tables:
+        raise MigrationError("the metadata has no tables: import every package's table modules first")
+    config = _config()
+    config.set_main_option("file_template", FILE_TEMPLATE)
+    config.set_main_option(
+        "sqlalchemy.url", url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    )
+    config.attributes["target_metadata"] = metadata
+    script = command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+    if script is None or isinstance(script, list):  # pragma: no cover - one head, one script
+        raise MigrationError("alembic wrote no single revision: is the chain linear?")
+    return Path(script.path)
 
 
 def head_revision() -> str:

@@ -10,6 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+# the throw-away databases (db_url, sqlite_template_db, postgres_database) for every package's tests
+pytest_plugins = ["tests.plugins.databases"]
 MODEL_DIR = Path(os.environ.get("HAMROH_MODEL_DIR", ROOT / "data/models/multilingual-e5-small"))
 
 

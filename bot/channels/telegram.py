@@ -23,13 +23,13 @@ import html
 import json
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
+from cachetools import LRUCache
 from fastapi import APIRouter, Request, Response
 from telegram import BotCommand, CallbackQuery, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -49,6 +49,7 @@ __all__ = [
     "ALLOWED_UPDATES",
     "TELEGRAM_TEXT_LIMIT",
     "Incoming",
+    "TelegramApp",
     "TelegramChannelError",
     "TelegramMessage",
     "TelegramRateLimiter",
@@ -65,6 +66,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("bot.channels.telegram")
+
+#: PTB's Application is generic in six types (bot, context, user, chat and bot data, job queue); this
+#: channel keeps no per-chat data in PTB and needs none of them: one name for "any application"
+TelegramApp: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 
 #: the only updates the bot asks Telegram for: fewer updates, less data about people
 ALLOWED_UPDATES: tuple[str, ...] = (Update.MESSAGE, Update.CALLBACK_QUERY)
@@ -90,21 +95,18 @@ class _Outcome(Enum):
     RETRY = "retry"  # transient: stays in the outbox for the delivery loop
 
 
-class _BoundedSet:
-    """Recently used ids, oldest forgotten first: memory stays flat however long the bot runs."""
+class _Attempts(LRUCache[int, int]):
+    """Failed attempts per update id, the least recent forgotten first (memory stays flat however
+    long the bot runs); ``on_forget`` hears of each id dropped that way."""
 
-    def __init__(self, size: int) -> None:
-        self._items: OrderedDict[int, None] = OrderedDict()
-        self._size = size
+    def __init__(self, maxsize: int, on_forget: Callable[[int], None]) -> None:
+        super().__init__(maxsize)
+        self._on_forget = on_forget
 
-    def add(self, item: int) -> None:
-        self._items[item] = None
-        self._items.move_to_end(item)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
+    def popitem(self) -> tuple[int, int]:
+        key, value = super().popitem()
+        self._on_forget(key)
+        return key, value
 
 
 class _ChatLocks:
@@ -139,18 +141,20 @@ class _TelegramChannel:
         self._batch = delivery_batch
         self._deliver_in_background = deliver_in_background
         self._max_webhook_attempts = max_webhook_attempts
-        self._application: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self._application: TelegramApp | None = None
         self._locks = _ChatLocks()
         self._in_flight: set[int] = set()
-        self._recent = _BoundedSet(_RECENT_IDS)  # sent by this process, maybe not yet marked
+        # recently used ids, oldest forgotten first: memory stays flat however long the bot runs
+        self._recent: LRUCache[int, None] = LRUCache(_RECENT_IDS)  # sent by this process, maybe not yet marked
         self._progress: dict[int, int] = {}  # outbox id → parts of a long reply already sent
-        self._warned = _BoundedSet(_RECENT_IDS)
+        self._warned: LRUCache[int, None] = LRUCache(_RECENT_IDS)
         self._failed_now: set[int] = set()
-        self._attempts: OrderedDict[int, int] = OrderedDict()
+        # polling never asks webhook_status: bounded, and a forgotten update is no longer "failed"
+        self._attempts = _Attempts(_RECENT_IDS, self._failed_now.discard)
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ wiring
-    def bind(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    def bind(self, application: TelegramApp) -> None:
         self._application = application
 
     @property
@@ -186,10 +190,6 @@ class _TelegramChannel:
         if update_id is not None:
             self._failed_now.add(update_id)
             self._attempts[update_id] = self._attempts.get(update_id, 0) + 1
-            self._attempts.move_to_end(update_id)
-            while len(self._attempts) > _RECENT_IDS:  # polling never asks webhook_status: stay bounded
-                forgotten, _ = self._attempts.popitem(last=False)
-                self._failed_now.discard(forgotten)
         what = describe_exception(error) if isinstance(error, BaseException) else "unknown error"
         log.error("handling Telegram update %s failed: %s", update_id, what)
 
@@ -229,7 +229,7 @@ class _TelegramChannel:
                 address = out.address or fallback_address
                 if not address:
                     if out.id is not None and out.id not in self._warned:
-                        self._warned.add(out.id)
+                        self._warned[out.id] = None
                         log.warning("no Telegram chat known for a reply to user %s", _short(out.user_key))
                     continue
                 outcome = await self._send_reply(address, out)
@@ -238,7 +238,7 @@ class _TelegramChannel:
                 if outcome is _Outcome.SENT:
                     sent += 1
                 if out.id is not None:
-                    self._recent.add(out.id)
+                    self._recent[out.id] = None
                     await self._mark_sent(out.id)
         finally:
             for out in claimed:
@@ -314,7 +314,7 @@ class _TelegramChannel:
                 continue
             if not out.address:
                 if out.id not in self._warned:
-                    self._warned.add(out.id)
+                    self._warned[out.id] = None
                     log.warning("no Telegram chat known for a pending reply to user %s", _short(out.user_key))
                 continue
             by_chat.setdefault(out.address, []).append(out)
@@ -360,7 +360,7 @@ def _bad_request_reason(exc: BadRequest) -> str:
     return next((reason for reason in _BAD_REQUEST_REASONS if reason in description), "other")
 
 
-class _ChannelApplication(Application[Any, Any, Any, Any, Any, Any]):
+class _ChannelApplication(TelegramApp):
     """An ``Application`` that runs the delivery loop while it runs, however it is started.
 
     ``post_init`` only fires under ``run_polling``/``run_webhook``; overriding ``start``/``stop``
@@ -380,7 +380,7 @@ class _ChannelApplication(Application[Any, Any, Any, Any, Any, Any]):
         await super().stop()
 
 
-def _channel_of(application: Application[Any, Any, Any, Any, Any, Any]) -> _TelegramChannel:
+def _channel_of(application: TelegramApp) -> _TelegramChannel:
     channel = getattr(application, "hamroh_channel", None)
     if not isinstance(channel, _TelegramChannel):
         raise TypeError("this application was not made by build_telegram_application()")
@@ -407,7 +407,7 @@ def build_telegram_application(
     deliver_in_background: bool = True,
     concurrent_updates: int = 32,
     max_webhook_attempts: int = 5,
-) -> Application[Any, Any, Any, Any, Any, Any]:
+) -> TelegramApp:
     """A PTB application that feeds ``engine`` and sends its replies; nothing runs until it is started.
 
     ``base_url`` points the real HTTP client at another Bot API server (the token is appended, e.g.
@@ -440,14 +440,14 @@ def build_telegram_application(
     )
     if base_url is not None:
         builder = builder.base_url(base_url)
-    application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+    application: TelegramApp = builder.build()
     channel.bind(application)
     application.add_handler(TypeHandler(Update, channel.on_update))
     application.add_error_handler(channel.on_error)
     return application
 
 
-async def deliver_pending(application: Application[Any, Any, Any, Any, Any, Any]) -> int:
+async def deliver_pending(application: TelegramApp) -> int:
     """Send what the engine's outbox holds for Telegram now; the number of replies delivered.
 
     The background loop calls this every ``delivery_interval``; a CLI or a test may call it directly.
@@ -455,7 +455,7 @@ async def deliver_pending(application: Application[Any, Any, Any, Any, Any, Any]
     return await _channel_of(application).deliver_pending()
 
 
-async def _initialize(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def _initialize(application: TelegramApp) -> None:
     """``initialize`` (which calls ``getMe``) with PTB's token-quoting error replaced by ours."""
     try:
         await application.initialize()
@@ -473,7 +473,7 @@ class TelegramGroupNotifier:
     """
 
     def __init__(self) -> None:
-        self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self.application: TelegramApp | None = None
 
     async def send_group_message(self, chat_id: str, text: str) -> None:
         if self.application is None:
@@ -486,7 +486,7 @@ class TelegramGroupNotifier:
 MENU_COMMANDS: tuple[str, ...] = ("start", "menu", "language", "profile", "human", "delete", "help")
 
 
-async def set_commands(application: Application[Any, Any, Any, Any, Any, Any],
+async def set_commands(application: TelegramApp,
                        languages: Sequence[str] | None = None) -> int:
     """Telegram's command menu, once per language (``language_code``), plus a default in English.
 
@@ -513,7 +513,7 @@ def _polling_error(error: TelegramError) -> None:
     log.warning("polling Telegram failed: %s; retrying", type(error).__name__)
 
 
-async def start_polling(application: Application[Any, Any, Any, Any, Any, Any], *,
+async def start_polling(application: TelegramApp, *,
                         poll_timeout: float = 10.0, drop_pending_updates: bool = False) -> None:
     """``run_polling`` for our own event loop: fetch updates from Telegram until :func:`stop_telegram`.
 
@@ -531,7 +531,7 @@ async def start_polling(application: Application[Any, Any, Any, Any, Any, Any], 
     log.info("Telegram polling started")
 
 
-async def start_webhook(application: Application[Any, Any, Any, Any, Any, Any], *, url: str,
+async def start_webhook(application: TelegramApp, *, url: str,
                         secret_token: str, drop_pending_updates: bool = False, max_connections: int = 40) -> None:
     """Start the application and tell Telegram to POST updates to ``url`` with ``secret_token``.
 
@@ -547,7 +547,7 @@ async def start_webhook(application: Application[Any, Any, Any, Any, Any, Any], 
     log.info("Telegram webhook set")
 
 
-async def stop_telegram(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def stop_telegram(application: TelegramApp) -> None:
     """Stop polling, the delivery loop and the application, in that order; safe to call twice.
 
     A webhook is left in place: with several replicas, the others still receive updates.
@@ -561,9 +561,9 @@ async def stop_telegram(application: Application[Any, Any, Any, Any, Any, Any]) 
 
 
 @asynccontextmanager
-async def run_telegram(application: Application[Any, Any, Any, Any, Any, Any], *,
+async def run_telegram(application: TelegramApp, *,
                        webhook_url: str | None = None, secret_token: str | None = None,
-                       poll_timeout: float = 10.0) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
+                       poll_timeout: float = 10.0) -> AsyncIterator[TelegramApp]:
     """For an ASGI lifespan: polling, or webhook mode when ``webhook_url`` is given; stopped on exit.
 
     A failure to start (bad token, Telegram unreachable) propagates after what was started is
@@ -585,7 +585,7 @@ async def run_telegram(application: Application[Any, Any, Any, Any, Any, Any], *
         await stop_telegram(application)
 
 
-def telegram_webhook_route(application: Application[Any, Any, Any, Any, Any, Any], secret_token: str, *,
+def telegram_webhook_route(application: TelegramApp, secret_token: str, *,
                            path: str = WEBHOOK_PATH, max_body_bytes: int = 1 << 20) -> APIRouter:
     """``POST /telegram/webhook`` for our FastAPI app: authenticate, parse, handle, then answer.
 

@@ -34,6 +34,7 @@ from handoff import (
     open_ticket,
 )
 from knowledge_base import KnowledgeBase, Profile, QueryError, SearchResult
+from languages import canonical
 from nlu import LanguageHint, Understanding
 from storage import autocommit, checkpoint_after_erasure
 
@@ -427,9 +428,8 @@ class ConversationEngine:
         return message.text
 
     def _client_lang(self, message: IncomingMessage) -> str:
-        code = (message.client_lang or "").split("-")[0].lower()
-        code = {"fa": "prs", "ku": "ckb"}.get(code, code)
-        return code if code in self._opt.languages else self._opt.default_language
+        code = canonical(message.client_lang)  # "fa-IR" is Dari, "ku" Sorani, "ru-RU" Russian
+        return code if code is not None and code in self._opt.languages else self._opt.default_language
 
     # ------------------------------------------------------------------ before consent
     async def _before_consent(self, session: AsyncSession, message: IncomingMessage,

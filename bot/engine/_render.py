@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from knowledge_base import Answer, Entry
+from languages import REGISTRY
 
 from ..i18n import Translator
 from ._translit import uz_latin_to_cyrillic
@@ -36,22 +37,17 @@ class Catalogue(Protocol):
     def answer_for(self, entry: Entry, lang: str | None) -> Answer: ...
 
 
-#: native names for the language picker
-LANGUAGE_NAMES: dict[str, str] = {
-    "en": "English", "ru": "Русский", "uz": "Oʻzbekcha", "ky": "Кыргызча", "tg": "Тоҷикӣ", "kk": "Қазақша",
-    "bn": "বাংলা", "ur": "اردو", "ar": "العربية", "ckb": "کوردی", "si": "සිංහල", "ta": "தமிழ்",
-    "ps": "پښتو", "prs": "دری",
-}
-#: CLDR locales; Dari is Afghan Persian. Always the Gregorian calendar (CLDR's default for these)
-_BABEL_LOCALE = {"prs": "fa_AF", "ckb": "ckb_IQ", "tg": "tg", "ky": "ky", "ps": "ps", "uz": "uz_Latn",
-                 "ur": "ur_PK", "bn": "bn", "ar": "ar", "si": "si", "ta": "ta", "kk": "kk", "ru": "ru"}
+#: native names for the language picker (from the one language registry)
+LANGUAGE_NAMES: dict[str, str] = {code: row.name for code, row in REGISTRY.items()}
 _SUMMARY_CHARS = 450
 _BUTTON_CHARS = 32
 
 
 def babel_locale(lang: str) -> str:
-    """The CLDR locale for one of our language codes (Dari is Afghan Persian, Uzbek is Latin)."""
-    return _BABEL_LOCALE.get(lang, lang)
+    """The CLDR locale for one of our language codes (Dari is Afghan Persian, Uzbek is Latin).
+    Always the Gregorian calendar (CLDR's default for these locales)."""
+    row = REGISTRY.get(lang)
+    return row.locale if row is not None and row.locale else lang
 
 
 def format_day(day: dt.date, lang: str) -> str:

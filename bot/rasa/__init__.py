@@ -17,6 +17,7 @@ from ._service import (
     free_port,
     run_servers,
     train,
+    wait_forever,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "rasa_router",
     "run_servers",
     "train",
+    "wait_forever",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "free_port",
     "run_servers",
     "train",
+    "wait_forever",
 ]
 
 PACKAGE_DIR = Path(nlu.rasa.__file__).resolve().parent
@@ -236,7 +237,7 @@ def run_servers(env: Path, model: Path, project: RasaProject, *, hamroh_url: str
 
     Each process gets its own process group, so stopping it also stops anything it spawned.
     """
-    from nlu.rasa._project import credentials_yaml, endpoints_yaml
+    from nlu.rasa import credentials_yaml, endpoints_yaml
 
     rasa_port = rasa_port or free_port()
     actions_port = actions_port or free_port()

@@ -21,7 +21,6 @@
     (script ? script.src.replace(/\/static\/web\/hamroh-chat\.js([?#].*)?$/, "") : "")).replace(/\/+$/, "");
   var TOKEN_MODE = false;
   try { TOKEN_MODE = new URL(BASE, location.href).origin !== location.origin; } catch (e) { /* same origin */ }
-  var RTL = { ar: 1, ur: 1, ckb: 1, ps: 1, prs: 1 };
   var MAX_CHARS = 2000;
   var MAX_MESSAGES = 200;
 
@@ -50,6 +49,8 @@
     return node;
   }
   function L(key) { return S.labels[key] || ""; }
+  // direction, names and aliases come from i18n/languages.json, generated from the server's registry
+  function dirOf(code) { return S.langs && S.langs[code] && S.langs[code].dir === "rtl" ? "rtl" : "ltr"; }
   function newId() {
     var bytes = new Uint8Array(12), c = window.crypto || window.msCrypto, out = "";
     if (c && c.getRandomValues) c.getRandomValues(bytes);
@@ -221,7 +222,7 @@
     if (S.langs && !S.langs[code]) code = "en";
     S.lang = code;
     store("lang", code);
-    var dir = RTL[code] ? "rtl" : "ltr";
+    var dir = dirOf(code);
     ui.root.setAttribute("lang", code);
     ui.root.setAttribute("dir", dir);
     if (inline) {
@@ -248,13 +249,16 @@
   }
 
   function firstLanguage() {
+    var langs = S.langs || { en: {} }, alias = {};
+    Object.keys(langs).forEach(function (code) {
+      (langs[code].aliases || []).forEach(function (other) { alias[other] = code; });
+    });
     var wanted = [load("lang"), script && script.getAttribute("data-hamroh-lang")];
     (navigator.languages || [navigator.language || ""]).forEach(function (tag) {
       var code = String(tag).toLowerCase().split("-")[0];
-      wanted.push({ fa: "prs", ku: "ckb" }[code] || code);
+      wanted.push(alias[code] || code);
     });
-    var known = "en ru uz ky tg kk bn ur ar ckb si ta ps prs".split(" ");
-    for (var i = 0; i < wanted.length; i++) if (wanted[i] && known.indexOf(wanted[i]) >= 0) return wanted[i];
+    for (var i = 0; i < wanted.length; i++) if (wanted[i] && langs[wanted[i]]) return wanted[i];
     return "en";
   }
 
@@ -329,7 +333,7 @@
     var msg = el("div", "hamroh-msg hamroh-bot hamroh-k-" + kind);
     if (typeof f.lang === "string" && /^[a-z]{2,3}$/.test(f.lang)) {
       msg.setAttribute("lang", f.lang);
-      msg.setAttribute("dir", RTL[f.lang] ? "rtl" : "ltr");
+      msg.setAttribute("dir", dirOf(f.lang));
     }
     msg.appendChild(el("span", "hamroh-sr", L(kind === "counsellor" ? "counsellor" : "bot") + ": "));
     var body = msg.appendChild(el("p", "hamroh-text"));
@@ -550,7 +554,7 @@
   function begin() {
     if (S.begun) return;
     S.begun = true;
-    connect();
+    S.langsReady.then(connect);  // the first frame says the language
   }
 
   function connect() {
@@ -668,8 +672,9 @@
       document.head.appendChild(css);
     }
     build();
-    setLang(firstLanguage());
-    getJSON("i18n/languages.json").then(fillLanguages, function () { /* the engine's buttons still work */ });
+    S.langsReady = getJSON("i18n/languages.json")
+      .then(fillLanguages, function () { /* English only; the engine's buttons still work */ })
+      .then(function () { setLang(firstLanguage()); });
     if (inline) begin();
     window.HamrohChat = { open: inline ? begin : open, close: inline ? function () {} : close };
   }

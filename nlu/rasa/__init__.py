@@ -6,6 +6,28 @@ environment, trains and starts it. The action server code in ``actions/`` runs i
 and talks to Hamroh over HTTP only, so it imports nothing of the project.
 """
 
-from ._project import ACTION_ANSWER, ACTION_HANDOFF, RasaProject, build_project, pipeline_config
+from ._project import (
+    ACTION_ANSWER,
+    ACTION_HANDOFF,
+    TRAINING_FILES,
+    RasaProject,
+    build_project,
+    credentials_yaml,
+    endpoints_yaml,
+    fingerprint,
+    pipeline_config,
+    write_nlu_yaml,
+)
 
-__all__ = ["ACTION_ANSWER", "ACTION_HANDOFF", "RasaProject", "build_project", "pipeline_config"]
+__all__ = [
+    "ACTION_ANSWER",
+    "ACTION_HANDOFF",
+    "TRAINING_FILES",
+    "RasaProject",
+    "build_project",
+    "credentials_yaml",
+    "endpoints_yaml",
+    "fingerprint",
+    "pipeline_config",
+    "write_nlu_yaml",
+]

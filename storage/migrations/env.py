@@ -1,31 +1,33 @@
 """Alembic environment for Hamroh.
 
-Run through :func:`storage.upgrade`, which hands over an open connection. Run from the command
-line (``alembic -c storage/alembic.ini revision --autogenerate -m "..."``) it connects to
-``HAMROH_DATABASE_URL`` itself.
+Run through :func:`storage.upgrade`, which hands over an open connection, or through
+:func:`storage.autogenerate_revision` (``hamroh db revision -m "..."``).
 
-Tables belong to the packages that own the concepts. Their modules are listed here so the
-metadata is complete for autogenerate; add a package's table module when it gets tables.
+Tables belong to the packages that own the concepts, which sit above ``storage``: this file imports
+none of them. Upgrading needs no metadata (the revisions are the schema). Autogenerate compares
+with the metadata the caller hands in (``config.attributes["target_metadata"]``): ``hamroh db
+revision`` imports every table module first (``bot.tables.schema_metadata``). Without it,
+autogenerate is refused, since an empty metadata would write a revision that drops every table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from storage import Base, UTCDateTime, create_engine, database_url
+from storage import MigrationError, UTCDateTime, create_engine, database_url
 
-TABLE_MODULES = ("handoff.tables", "bot.tables")
-
-for _module in TABLE_MODULES:
-    importlib.import_module(_module)
-
-target_metadata = Base.metadata
+target_metadata = context.config.attributes.get("target_metadata")
+_cmd_opts = context.config.cmd_opts
+if getattr(_cmd_opts, "autogenerate", False) and (target_metadata is None or not target_metadata.tables):
+    raise MigrationError(
+        "autogenerate needs every package's tables: run 'hamroh db revision -m \"...\"' "
+        "(it passes them in), not alembic directly"
+    )
 
 
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:

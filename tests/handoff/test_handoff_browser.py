@@ -22,7 +22,7 @@ from bot.net import free_port
 from handoff import Author, Reason, Status, TranscriptLine, create_console_app, open_ticket
 from handoff.tables import Ticket, TicketMessage, TicketNote
 from storage import create_engine, session_factory
-from storage.testing import copy_sqlite
+from storage.scratch import copy_sqlite
 from tests.handoff.handoff_support import PASSWORD, FakeAnswers, RecordingOutbound, make_account, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -98,7 +98,7 @@ ROUTES = [
     ("POST", "/accounts/{account_id}/disable", "/accounts/{A}/disable", {}),
     ("POST", "/accounts/{account_id}/enable", "/accounts/{A}/enable", {}),
 ]
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/static/{name}"), ("POST", "/logout")}
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}  # and the static files (a mount)
 
 
 def _api_routes(routes):

@@ -31,13 +31,13 @@ def test_onnx_queries_equal_pytorch_in_every_language_single_and_padded(repo_roo
     # would quietly move every score against the calibrated thresholds.
     import numpy as np
 
-    from knowledge_base import OnnxQueryEngine, SentenceTransformerEmbedder
+    from knowledge_base import OnnxQueryEngine, SplitEngineEmbedder
     from tests.conftest import MODEL_DIR
 
     texts = [t for _, t in parity_sentences(load_entries(repo_root / "knowledge_base/content").entries, n=120)]
     texts += ["работа " * 3000, "🙂", "کار\u200cها"]  # truncated, emoji only, Dari ZWNJ
     # PyTorch on exactly the query text (the query prefix given as the passage prefix: no batcher)
-    reference = SentenceTransformerEmbedder(MODEL_DIR, passage_prefix="query: ").embed_passages(texts)
+    reference = SplitEngineEmbedder(MODEL_DIR, passage_prefix="query: ").embed_passages(texts)
     engine = OnnxQueryEngine(MODEL_DIR)
     single = np.stack([engine([t])[0] for t in texts])
     padded = np.concatenate([engine(texts[i:i + 16]) for i in range(0, len(texts), 16)])

@@ -3,7 +3,6 @@
 import pytest
 
 from handoff import ConsoleSettings
-from storage.testing import db_url, postgres_database, sqlite_template_db  # noqa: F401
 from tests.handoff.handoff_support import answers, engine, make_settings, outbound, sessions  # noqa: F401
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
-import importlib
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 
 import storage
-from storage import Base, UTCDateTime, create_engine, current_revision, head_revision, upgrade, upgrade_async
+from storage import UTCDateTime, create_engine, current_revision, head_revision, upgrade, upgrade_async
 
 pytestmark = pytest.mark.integration
 
@@ -28,22 +25,15 @@ async def test_upgrade_reaches_head_and_is_repeatable(db_url):
         await engine.dispose()
 
 
-def _import_table_modules() -> None:
-    """Import every table module the Alembic environment lists, as `alembic revision` would."""
-    env = Path(storage.__file__).with_name("migrations") / "env.py"
-    for node in ast.parse(env.read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TABLE_MODULES" for t in node.targets):
-            for module in ast.literal_eval(node.value):
-                importlib.import_module(module)
-
-
 async def test_models_and_migrations_agree(db_url):
-    _import_table_modules()
+    from bot.tables import schema_metadata  # every package's tables, as `hamroh db revision` collects them
+
+    metadata = schema_metadata()
     engine = create_engine(db_url)
 
     def diff(connection):
         context = MigrationContext.configure(connection, opts={"compare_type": False})
-        return compare_metadata(context, Base.metadata)
+        return compare_metadata(context, metadata)
 
     try:
         async with engine.connect() as connection:
@@ -99,3 +89,9 @@ async def test_naive_datetimes_are_refused(tmp_path):
                 await connection.execute(insert(table).values(id=1, at=datetime(2026, 1, 1)))
     finally:
         await engine.dispose()
+
+
+def test_autogenerate_without_the_packages_tables_is_refused(tmp_path):
+    """An empty metadata would write a revision that drops every table: storage refuses it."""
+    with pytest.raises(storage.MigrationError, match="no tables"):
+        storage.autogenerate_revision(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "nothing", metadata=MetaData())

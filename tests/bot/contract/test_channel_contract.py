@@ -27,7 +27,7 @@ from bot.channels.telegram import build_telegram_application, start_polling, sto
 from bot.channels.web import create_web_router
 from bot.engine import Outgoing
 from storage import create_engine
-from storage.testing import copy_sqlite, postgres_database, reset_tables, sqlite_template_db  # noqa: F401
+from storage.scratch import copy_sqlite, reset_tables
 from tests.bot.telegram.fake_bot_api import TOKEN, FakeBotApi, callback_update, message_update
 from tests.bot.telegram.support import KEY_SECRET, fast_limiter
 

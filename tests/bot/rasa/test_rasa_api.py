@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from bot.app import create_app
 from bot.settings import load_settings
-from storage.testing import copy_sqlite
+from storage.scratch import copy_sqlite
 from tests.bot.rasa._db import stored_tickets
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from bot.rasa import RasaUnderstander, ensure_env, find_python, run_servers, tra
 from bot.settings import RasaConfig, load_settings
 from nlu import LanguageHint, Understanding
 from nlu.rasa import build_project
-from storage.testing import copy_sqlite
+from storage.scratch import copy_sqlite
 from tests.bot.rasa._db import stored_tickets
 
 pytestmark = [pytest.mark.rasa, pytest.mark.integration, pytest.mark.slow]

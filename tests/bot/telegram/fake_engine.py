@@ -42,6 +42,7 @@ class FakeEngine:
         self.by_message: dict[str, list[int]] = {}
         self.fail_handle = 0  # the next N handle() calls raise, as a database outage would
         self.mark_sent_delay = 0.0
+        self.claims = 0  # rounds of the delivery loop
         self._next_id = 1
 
     # ------------------------------------------------------------------ ConversationPort
@@ -70,6 +71,7 @@ class FakeEngine:
 
     async def claim_pending(self, channel: str, *, limit: int = 100, lease_seconds: float = 30.0,
                             exclude: Sequence[int] = ()) -> list[Outgoing]:
+        self.claims += 1
         return [o for o in await self.pending(channel, limit=limit) if o.id not in set(exclude)]
 
     # ------------------------------------------------------------------ test helpers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
 import httpx
@@ -13,7 +13,7 @@ from bot.channels.telegram import start_polling, stop_telegram, telegram_webhook
 
 from .fake_bot_api import FakeBotApi, callback_update, message_update, telegram_html_problem
 from .fake_engine import LONG_ANSWER, FakeEngine
-from .support import eventually, fast_limiter, key_of
+from .support import ClockedLimiter, ManualClock, eventually, key_of
 
 pytestmark = [
     pytest.mark.integration,
@@ -126,38 +126,55 @@ async def test_replies_to_one_chat_keep_their_order(bot_api: FakeBotApi, engine:
 
 
 async def test_a_429_from_send_message_is_retried_after_retry_after(bot_api: FakeBotApi, engine: FakeEngine,
-                                                                    polling_bot: Any) -> None:
-    bot_api.fail_next("sendMessage", retry_after=1)
-    bot_api.push(message_update(1300, USER, "hello"))
-    await eventually(lambda: len(bot_api.sent()) == 1, what="the retried answer")
+                                                                    make_app: Any) -> None:
+    clock = ManualClock()
+    limiter = ClockedLimiter(clock)
+    app = make_app(engine, rate_limiter=limiter)
+    await start_polling(app, poll_timeout=0.2)
+    try:
+        bot_api.fail_next("sendMessage", retry_after=1)
+        bot_api.push(message_update(1300, USER, "hello"))
+        await eventually(lambda: clock.waiting[:1] == [1.0], what="the limiter waiting out retry_after")
+        assert bot_api.sent() == []  # not asked again during the pause
+        clock.advance(1.0)
+        await eventually(lambda: len(bot_api.sent()) == 1, what="the retried answer")
 
-    attempts = bot_api.calls_to("sendMessage", ok=None)
-    assert [c["ok"] for c in attempts] == [False, True]
-    assert attempts[1]["at"] - attempts[0]["at"] >= 0.95
-    await eventually(lambda: engine.sent == {1}, what="mark_sent")
-    assert engine.mark_sent_calls == [[1]]
+        attempts = bot_api.calls_to("sendMessage", ok=None)
+        assert [c["ok"] for c in attempts] == [False, True]
+        assert limiter.sent_at == [(USER, 0.0), (USER, 1.0)]
+        await eventually(lambda: engine.sent == {1}, what="mark_sent")
+        assert engine.mark_sent_calls == [[1]]
+    finally:
+        await stop_telegram(app)
 
 
 async def test_a_429_longer_than_we_wait_leaves_the_reply_for_the_delivery_loop(
         bot_api: FakeBotApi, engine: FakeEngine, make_app: Any) -> None:
     """The webhook answers at once; nothing is sent during the pause; the loop delivers after it."""
-    app = make_app(engine, rate_limiter=fast_limiter(max_retry_after=0.5))
+    clock = ManualClock()
+    limiter = ClockedLimiter(clock, max_retry_after=0.5)
+    app = make_app(engine, rate_limiter=limiter)
     await app.initialize()
     await app.start()
     api = FastAPI()
     api.include_router(telegram_webhook_route(app, "s"))
     try:
         bot_api.fail_next("sendMessage", retry_after=2)
-        started = time.monotonic()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://h") as client:
-            response = await client.post("/telegram/webhook", json=message_update(1400, USER, "hello"),
-                                         headers={"X-Telegram-Bot-Api-Secret-Token": "s"})
-        assert response.status_code == 200 and time.monotonic() - started < 1.5  # not sat out in the request
+            # simulated time stands still: a request that sat out the pause would never come back
+            response = await asyncio.wait_for(
+                client.post("/telegram/webhook", json=message_update(1400, USER, "hello"),
+                            headers={"X-Telegram-Bot-Api-Secret-Token": "s"}), timeout=30)
+        assert response.status_code == 200
         assert bot_api.sent() == [] and engine.sent == set()
+        rounds = engine.claims
+        await eventually(lambda: engine.claims >= rounds + 3, what="three rounds of the delivery loop")
+        assert [c["ok"] for c in bot_api.calls_to("sendMessage", ok=None)] == [False]  # no hammering
+        clock.advance(2.0)
         await eventually(lambda: engine.sent == {1}, what="delivery after the pause")
         attempts = bot_api.calls_to("sendMessage", ok=None)
-        assert [c["ok"] for c in attempts] == [False, True]  # no hammering during the pause
-        assert attempts[1]["at"] - attempts[0]["at"] >= 1.9
+        assert [c["ok"] for c in attempts] == [False, True]
+        assert limiter.sent_at == [(USER, 0.0), (USER, 2.0)]
     finally:
         await app.stop()
         await app.shutdown()
@@ -165,15 +182,17 @@ async def test_a_429_longer_than_we_wait_leaves_the_reply_for_the_delivery_loop(
 
 async def test_the_per_chat_limit_spaces_messages_to_one_chat(bot_api: FakeBotApi, engine: FakeEngine,
                                                               make_app: Any) -> None:
-    app = make_app(engine, rate_limiter=fast_limiter(chat_per_second=5, chat_burst=1))
+    clock = ManualClock()
+    limiter = ClockedLimiter(clock, chat_per_second=5, chat_burst=1)
+    app = make_app(engine, rate_limiter=limiter)
     await start_polling(app, poll_timeout=0.2)
     try:
         bot_api.push(*(message_update(1500 + i, USER, f"q{i}") for i in range(4)))
         bot_api.push(message_update(1600, USER + 1, "other chat"))
-        await eventually(lambda: len(bot_api.sent()) == 5, what="five answers")
-        times = [c["at"] for c in bot_api.calls_to("sendMessage") if c["params"]["chat_id"] == USER]
-        # four messages at 5 per second without a burst span at least 0.6 s (less a little network jitter)
-        assert len(times) == 4 and times[-1] - times[0] >= 0.5, times
+        await clock.run_until(lambda: len(bot_api.sent()) == 5, what="five answers")
+        times = [at for chat, at in limiter.sent_at if chat == USER]
+        # four messages at 5 per second without a burst: one every 0.2 s of (simulated) time
+        assert times == pytest.approx([0.0, 0.2, 0.4, 0.6])
     finally:
         await stop_telegram(app)
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.channels.telegram import TelegramGroupNotifier, start_polling, stop_telegram
 from handoff.tables import Ticket
-from storage.testing import copy_sqlite, sqlite_template_db  # noqa: F401 - the fixture
+from storage.scratch import copy_sqlite
 
 from .fake_bot_api import FakeBotApi, message_update, telegram_html_problem
 from .support import eventually
@@ -39,7 +39,7 @@ def _text(params: dict[str, Any]) -> str:
 
 
 async def test_a_crisis_as_the_first_message_is_answered_before_consent_and_alerts_the_group(
-        bot_api: FakeBotApi, make_app: Any, settings, kb, embedder, sqlite_template_db: Path,  # noqa: F811
+        bot_api: FakeBotApi, make_app: Any, settings, kb, embedder, sqlite_template_db: Path,
         tmp_path: Path) -> None:
     from bot.services import build_engine, open_understander
     from storage import create_engine, session_factory

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from bot.channels.telegram import start_polling, stop_telegram, telegram_webhook_route
-from storage.testing import copy_sqlite, sqlite_template_db  # noqa: F401 - the fixture
+from storage.scratch import copy_sqlite
 
 from .fake_bot_api import FakeBotApi, callback_update, message_update, telegram_html_problem
 from .support import eventually, key_of
@@ -39,7 +39,7 @@ class QuestionUnderstander:
 
 
 @pytest.fixture
-async def real_engine(sqlite_template_db: Path, tmp_path: Path) -> AsyncIterator[Any]:  # noqa: F811
+async def real_engine(sqlite_template_db: Path, tmp_path: Path) -> AsyncIterator[Any]:
     from bot.engine import ConversationEngine, EngineOptions
     from bot.i18n import Translator
     from handoff import ConsoleSettings, MrcSettings

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.channels.telegram import start_polling, stop_telegram
-from storage.testing import copy_sqlite, sqlite_template_db  # noqa: F401 - the fixture
+from storage.scratch import copy_sqlite
 
 from .fake_bot_api import FakeBotApi, callback_update, message_update, telegram_html_problem
 from .support import eventually
@@ -34,7 +34,7 @@ def _buttons(params: dict[str, Any]) -> list[str]:
 
 
 async def test_a_newcomers_conversation_on_telegram(bot_api: FakeBotApi, make_app: Any, settings, kb, embedder,
-                                                    sqlite_template_db: Path, tmp_path: Path) -> None:  # noqa: F811
+                                                    sqlite_template_db: Path, tmp_path: Path) -> None:
     from bot.services import build_engine, open_understander
     from storage import create_engine, session_factory
 

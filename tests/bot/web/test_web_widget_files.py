@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+import languages
 from bot.channels._web_frames import parse_client_frame, safe_url
 from bot.channels._web_limits import BucketSpec, RateLimiter
 from bot.channels._web_session import SessionSigner, resolve_user_key_function, scoped_message_id
@@ -41,10 +42,24 @@ def test_widget_renders_text_never_html_and_fetches_nothing_elsewhere() -> None:
     assert "url(" not in css and "@import" not in css and "@font-face" not in css
 
 
+def test_the_language_list_is_the_one_the_registry_generates() -> None:
+    """The widget's languages.json is generated (``hamroh web languages``), never edited by hand."""
+    checked_in = (WEB_DIR / "i18n/languages.json").read_text(encoding="utf-8")
+    assert checked_in == languages.widget_json(), "run 'hamroh web languages' and commit the file"
+
+
+def test_the_widget_takes_direction_and_aliases_from_the_language_list() -> None:
+    js = _code("hamroh-chat.js")
+    for copy in ("ar: 1", '"prs"', '"ckb"', "rtl: "):  # no second list of codes, RTL languages or aliases
+        assert copy not in js, copy
+    assert ".dir" in js and ".aliases" in js
+
+
 def test_labels_exist_for_every_language_with_the_same_keys() -> None:
     index = json.loads((WEB_DIR / "i18n/languages.json").read_text(encoding="utf-8"))
     assert list(index) == list(LANGUAGES)
     assert {code for code, meta in index.items() if meta["dir"] == "rtl"} == RTL
+    assert index["prs"]["aliases"] == ["fa"] and index["ckb"]["aliases"] == ["ku"]
     english = json.loads((WEB_DIR / "i18n/en.json").read_text(encoding="utf-8"))
     for code in LANGUAGES:
         labels = json.loads((WEB_DIR / f"i18n/{code}.json").read_text(encoding="utf-8"))

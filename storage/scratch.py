@@ -1,7 +1,8 @@
-"""Test support shared by every package's tests: throw-away SQLite and PostgreSQL databases.
+"""Throw-away databases: a migrated SQLite template to copy, a uniquely named PostgreSQL database.
 
-Lives in the package (not in a conftest) so tests of ``handoff`` and, later, ``bot`` reuse it.
-Each test session creates its own uniquely named PostgreSQL database inside the server given by
+The test suite (its pytest plugin ``tests/plugins/databases.py``) and the benchmarks use them; they
+import nothing but ``storage`` and never pytest, so the wheel stays free of test dependencies.
+Each caller creates its own uniquely named PostgreSQL database inside the server given by
 ``HAMROH_TEST_POSTGRES_URL`` (default: the ``test`` database on 127.0.0.1:5432), so concurrent runs
 never collide, and drops it at the end.
 """
@@ -20,19 +21,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage._engine import create_engine
-from storage._migrate import upgrade
+from storage import create_engine, upgrade
 
 __all__ = [
     "POSTGRES_URL_ENV",
     "admin_postgres_url",
     "copy_sqlite",
-    "db_url",
-    "postgres_database",
     "postgres_unavailable_reason",
     "reset_tables",
     "sqlite_template",
-    "sqlite_template_db",
     "temporary_postgres_database",
 ]
 
@@ -118,45 +115,3 @@ async def reset_tables(engine: AsyncEngine) -> None:
         if names:
             joined = ", ".join(f'"{name}"' for name in names)
             await connection.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
-
-
-# --- pytest fixtures (import them into a conftest: ``from storage.testing import *``) -----------
-
-import pytest  # noqa: E402 - test-only dependency, kept out of the module's import path above
-
-_POSTGRES_PARAM = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
-
-
-@pytest.fixture(scope="session")
-def sqlite_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, made once per test session."""
-    return sqlite_template(tmp_path_factory.mktemp("hamroh-sqlite"))
-
-
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A migrated PostgreSQL database unique to this test session, dropped at the end."""
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with temporary_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", _POSTGRES_PARAM])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: a fresh SQLite file, or the session's PostgreSQL database."""
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template_db")
-        return copy_sqlite(template, tmp_path / "hamroh.db")
-    url: str = request.getfixturevalue("postgres_database")
-
-    async def _reset() -> None:
-        engine = create_engine(url)
-        try:
-            await reset_tables(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(_reset())
-    return url
