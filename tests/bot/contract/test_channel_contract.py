@@ -78,12 +78,12 @@ class TelegramDriver:
         """Push one update and wait until the engine has it (the bot polls in the background)."""
         before = len(self.port.handled)
         self.api.push(update)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # the first real search loads the model's session
         while len(self.port.handled) == before and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
     async def seen(self, at_least: int) -> list[str]:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while len(self.api.sent(USER)) < at_least and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)  # and nothing more arrives
