@@ -62,6 +62,7 @@ from handoff._errors import (
     RoleNotGrantable,
     TicketNotFound,
 )
+from handoff._media import media_router
 from handoff._policy import (
     Actor,
     can_manage_account,
@@ -74,7 +75,7 @@ from handoff._policy import (
     can_write,
     in_scope,
 )
-from handoff._ports import AnswerSearch, CuratedAnswer, Notifier, NullNotifier, OutboundPort, QueryEmbedder
+from handoff._ports import AnswerSearch, CuratedAnswer, MediaSource, Notifier, NullNotifier, OutboundPort, QueryEmbedder
 from handoff._settings import ConsoleSettings
 from handoff._stats import cluster_gaps, gap_questions, queue_stats
 from handoff._tickets import (
@@ -298,12 +299,14 @@ def create_console_app(
     embedder: QueryEmbedder | None = None,
     notifier: Notifier | None = None,
     limiter: RateLimiter | None = None,
+    media: MediaSource | None = None,
 ) -> FastAPI:
     """Build the console. ``bot`` mounts it: ``app.mount("/console", create_console_app(...))``.
 
     ``limiter`` counts sign-in attempts per address and per account; pass one on shared storage
     (the database, Redis) when several processes serve the console. Its rules are
     ``login_address`` and ``login_account``; absent rules are filled from ``settings``.
+    ``media`` fetches a voice note, photo or file from the channel when a counsellor opens it.
     """
     rules = {"login_address": settings.login_per_address, "login_account": settings.login_per_account}
     if limiter is None:
@@ -349,6 +352,7 @@ def create_console_app(
     _supervisor_routes(router)
     _admin_routes(router)
     app.include_router(router)
+    app.include_router(media_router(media))  # voice notes, photos, files: handoff/_media.py
     return app
 
 

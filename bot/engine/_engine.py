@@ -536,7 +536,7 @@ class ConversationEngine:
     # ------------------------------------------------------------------ before consent
     def _consent_reply(self, lang: str, *, first: bool = True) -> Reply:
         t = self._t
-        text = f"{t(lang, 'consent')}\n\n{t(lang, 'consent_vital')}"
+        text = f"{t(lang, 'consent')}\n\n{t(lang, 'consent_vital')}\n\n{t(lang, 'consent_media')}"
         if not first:
             text = f"{t(lang, 'consent_first')}\n\n{text}"
         rows = ((Button(t(lang, "consent_agree"), f"consent:{lang}"), Button(t(lang, "consent_decline"), "decline")),
@@ -900,7 +900,8 @@ class ConversationEngine:
         if ticket is not None:
             note = message.attachment_note or f"[{message.attachment}]"
             await append_user_message(session=session, ticket_id=ticket.id, text=note,
-                                      attachment_kind=message.attachment, client_key=f"{message.message_id}#media")
+                                      attachment_kind=message.attachment, attachment=message.attachment_ref,
+                                      client_key=f"{message.message_id}#media")
             replies.append(Reply("counsellor_has_it", t(lang, "media_to_counsellor", kind=t(lang, kind_key)), lang))
             return replies
         key = "voice_offer" if message.attachment == "voice" else "file_offer"
