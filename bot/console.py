@@ -14,14 +14,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff import AnswerSearch, ConsoleSettings, CuratedAnswer, OutboundPort, create_console_app
+from handoff import AnswerSearch, ConsoleSettings, CuratedAnswer, MediaSource, OutboundPort, create_console_app
 from knowledge_base import Embedder, KnowledgeBase, QueryError
 from storage import RateLimiter
 
 from .privacy import local_secret
 from .settings import Settings
 
-__all__ = ["KnowledgeBaseAnswers", "build_console", "console_settings", "session_secret"]
+__all__ = ["KnowledgeBaseAnswers", "build_console", "console_settings", "media_source", "session_secret"]
 
 
 class KnowledgeBaseAnswers(AnswerSearch):
@@ -69,11 +69,23 @@ def console_settings(settings: Settings) -> ConsoleSettings:
                            public_url=c.public_url, poll_seconds=c.poll_seconds,
                            idle_claim_minutes=c.idle_claim_minutes, session_idle_minutes=c.session_idle_minutes,
                            session_max_hours=c.session_max_hours, telegram_group_chat_id=c.telegram_group_chat_id,
-                           login_per_address=limits.login_per_address, login_per_account=limits.login_per_account)
+                           login_per_address=limits.login_per_address, login_per_account=limits.login_per_account,
+                           media_days=settings.retention.conversations_days)
 
 
 def build_console(settings: Settings, sessions: async_sessionmaker[AsyncSession],
                   kb: Callable[[], KnowledgeBase | None], embedder: Embedder, outbound: OutboundPort,
                   limiter: RateLimiter | None = None) -> FastAPI:
     return create_console_app(console_settings(settings), sessions, outbound,
-                              answers=KnowledgeBaseAnswers(kb), embedder=embedder, limiter=limiter)
+                              answers=KnowledgeBaseAnswers(kb), embedder=embedder, limiter=limiter,
+                              media=media_source(settings))
+
+
+def media_source(settings: Settings) -> MediaSource | None:
+    """Voice notes, photos and files on tickets come from Telegram, fetched with the bot's token on
+    the server (the browser never has it); without a token the console shows the lines only."""
+    if settings.telegram_bot_token is None:
+        return None
+    from .channels.telegram import TelegramMediaSource
+
+    return TelegramMediaSource(settings.telegram_bot_token.get_secret_value(), base_url=settings.telegram.base_url)

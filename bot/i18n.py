@@ -84,6 +84,10 @@ MESSAGES: dict[str, str] = {
         "If you tell us that you are in danger, we act at once, even before you agree: a counsellor "
         "sees that message to protect you."
     ),
+    "consent_media": (
+        "If you send a voice message, photo or file to a counsellor on Telegram, they can open it. The file "
+        "stays with Telegram: we keep only a link to it, and it is deleted with your messages."
+    ),
     "consent_agree": "✅ I agree",
     "consent_decline": "No, thank you",
     "declined": "Nothing was stored. You can write again at any time.",

@@ -39,6 +39,7 @@ from handoff._console_kit import (
 )
 from handoff._enums import DeliveryStatus, Priority, Reason, Role, Status
 from handoff._errors import AlreadyClaimed, InvalidState, NotAllowed, TicketNotFound
+from handoff._media import media_router
 from handoff._policy import (
     can_manage_accounts,
     can_take_over,
@@ -48,7 +49,7 @@ from handoff._policy import (
     can_work_queue,
     can_write,
 )
-from handoff._ports import AnswerSearch, Notifier, NullNotifier, OutboundPort, QueryEmbedder
+from handoff._ports import AnswerSearch, MediaSource, Notifier, NullNotifier, OutboundPort, QueryEmbedder
 from handoff._settings import ConsoleSettings
 from handoff._tickets import MAX_REPLY_CHARS, release_idle_claims
 from handoff._web import SESSION_COOKIE, SecurityHeaders, build_templates, static_app, static_versions
@@ -110,6 +111,7 @@ def create_console_app(
     embedder: QueryEmbedder | None = None,
     notifier: Notifier | None = None,
     limiter: RateLimiter | None = None,
+    media: MediaSource | None = None,
     *,
     sweep_seconds: float = SWEEP_SECONDS,
 ) -> FastAPI:
@@ -119,6 +121,7 @@ def create_console_app(
     ``limiter`` counts sign-in attempts per address and per account; pass one on shared storage
     (the database, Redis) when several processes serve the console. Its rules are
     ``login_address`` and ``login_account``; absent rules are filled from ``settings``.
+    ``media`` fetches a voice note, photo or file from the channel when a counsellor opens it.
     """
     rules = {"login_address": settings.login_per_address, "login_account": settings.login_per_account}
     if limiter is None:
@@ -161,6 +164,7 @@ def create_console_app(
     app.mount("/static", static_app(), name="static")
     for area in (_console_auth, _console_queue, _console_tickets, _console_stats, _console_accounts):
         app.include_router(area.router, dependencies=[Depends(csrf_guard)])
+    app.include_router(media_router(media))  # voice notes, photos, files: handoff/_media.py
     return app
 
 

@@ -109,3 +109,5 @@ class AuditAction(StrEnum):
     STATS_VIEW = "stats_view"
     USER_DATA_DELETED = "user_data_deleted"
     VIEW_DENIED = "view_denied"
+    #: a counsellor opened a voice note, photo or file of the conversation (fetched from the channel)
+    VIEW_MEDIA = "view_media"

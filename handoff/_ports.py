@@ -6,7 +6,7 @@ imports a channel or the knowledge base, which keeps the dependency rule of DESI
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol, runtime_checkable
@@ -17,7 +17,12 @@ import numpy.typing as npt
 __all__ = [
     "AnswerSearch",
     "CuratedAnswer",
+    "MediaFile",
+    "MediaRef",
+    "MediaSource",
+    "MediaUnavailable",
     "NoAnswerSearch",
+    "NoMediaSource",
     "Notifier",
     "NullNotifier",
     "OutboundMessage",
@@ -104,3 +109,43 @@ class NoAnswerSearch:
 
     def search(self, query: str, lang: str, limit: int = 5) -> list[CuratedAnswer]:
         return []
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """A voice note, photo or file as the channel knows it: its handle, never its bytes.
+
+    ``file_id`` is Telegram's handle (it names the file for this bot only and carries no user
+    id); ``mime`` and ``seconds`` are what the channel reported, for the console's player.
+    """
+
+    file_id: str
+    mime: str | None = None
+    seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A file fetched for a counsellor, streamed through and never written to disk."""
+
+    chunks: AsyncIterator[bytes]
+    size: int | None = None
+
+
+class MediaUnavailable(Exception):
+    """The channel cannot give the file (gone, too large, the channel not running); the message
+    says which, without the token or the handle."""
+
+
+@runtime_checkable
+class MediaSource(Protocol):
+    """Fetches a file by its channel handle when a counsellor opens it (Telegram: ``getFile``)."""
+
+    async def fetch(self, file_id: str) -> MediaFile: ...
+
+
+class NoMediaSource:
+    """Used when no channel that carries files is configured: the console shows the line only."""
+
+    async def fetch(self, file_id: str) -> MediaFile:
+        raise MediaUnavailable("no channel is configured to fetch files (TELEGRAM_BOT_TOKEN is not set)")

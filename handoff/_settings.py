@@ -129,6 +129,9 @@ class ConsoleSettings(BaseModel):
     #: failed sign-ins per account from browsers that never signed in to it, whatever the address
     login_per_account: str = "20 per 15 minutes"
     min_password_length: int = Field(default=12, ge=8, le=128)
+    #: a voice note, photo or file is fetched for a counsellor only this many days after it was sent
+    #: (config.yml ``retention.conversations_days``): the privacy notice promises no longer
+    media_days: int = Field(default=180, ge=1, le=3650)
     content_gap_days: int = Field(default=90, ge=1, le=3650)
     content_gap_threshold: float = Field(default=0.82, gt=0, lt=1)
     content_gap_max_questions: int = Field(default=1000, ge=10, le=20000)

@@ -35,7 +35,7 @@ from handoff._policy import (
     can_work_queue,
     can_write,
 )
-from handoff._ports import OutboundMessage, OutboundPort
+from handoff._ports import MediaRef, OutboundMessage, OutboundPort
 from handoff._settings import ConsoleSettings, MrcSettings
 from handoff.tables import AuditEntry, Ticket, TicketMessage, TicketNote, TicketTransfer
 from storage import utcnow
@@ -255,6 +255,7 @@ async def append_user_message(
     ticket_id: int,
     text: str,
     attachment_kind: str | None = None,
+    attachment: MediaRef | None = None,
     client_key: str | None = None,
     author: Author = Author.USER,
     now: datetime | None = None,
@@ -262,6 +263,8 @@ async def append_user_message(
     """Add what the user (or the bot) wrote while a counsellor has the conversation.
 
     ``client_key`` (e.g. the channel's message id) makes a redelivered update a no-op.
+    ``attachment`` is the channel's handle of a voice note, photo or file (never the file), for
+    the console to fetch when a counsellor opens it.
     """
     now = now or utcnow()
     ticket = await session.get(Ticket, ticket_id)
@@ -278,6 +281,9 @@ async def append_user_message(
         author=Author(author).value,
         text=_clip(text, MAX_USER_TEXT_CHARS),
         attachment_kind=attachment_kind,
+        attachment_file_id=attachment.file_id if attachment else None,
+        attachment_mime=attachment.mime if attachment else None,
+        attachment_seconds=attachment.seconds if attachment else None,
         created_at=now,
         client_key=client_key,
     )
@@ -872,6 +878,9 @@ async def transfer(
                 counsellor_id=message.counsellor_id,
                 text=message.text,
                 attachment_kind=message.attachment_kind,
+                attachment_file_id=message.attachment_file_id,
+                attachment_mime=message.attachment_mime,
+                attachment_seconds=message.attachment_seconds,
                 created_at=message.created_at,
                 delivery_status=message.delivery_status,
                 delivered_at=message.delivered_at,

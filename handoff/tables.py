@@ -173,6 +173,11 @@ class TicketMessage(Base):
     counsellor_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_counsellor.id"))
     text: Mapped[str] = mapped_column(Text)
     attachment_kind: Mapped[str | None] = mapped_column(String(32))
+    #: the channel's handle of the file (Telegram's file_id), never the file itself: the console
+    #: fetches it through the Bot API when a counsellor opens it, and it goes with the line
+    attachment_file_id: Mapped[str | None] = mapped_column(String(255))
+    attachment_mime: Mapped[str | None] = mapped_column(String(100))
+    attachment_seconds: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     client_key: Mapped[str | None] = mapped_column(String(64))
     delivery_status: Mapped[str | None] = mapped_column(String(16))

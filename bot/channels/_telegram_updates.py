@@ -1,10 +1,10 @@
 """Telegram updates → channel-neutral ``IncomingMessage``.
 
 Only what the engine needs crosses this line: the pseudonymous key (never the Telegram id), the
-text, which kind of attachment (never its content or file id), the pressed button's payload, a
-command name and the client's language. Everything the bot cannot sensibly answer — group chats,
-other bots, service messages, edits, updates without a sender — is dropped here, so the engine
-never has to guess what an odd update means.
+text, which kind of attachment (never its content; its file id only for a counsellor to open it on
+a ticket), the pressed button's payload, a command name and the client's language. Everything the
+bot cannot sensibly answer — group chats, other bots, service messages, edits, updates without a
+sender — is dropped here, so the engine never has to guess what an odd update means.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from telegram import Chat, Message, Update
 
 from bot.engine import AttachmentKind, IncomingMessage
+from handoff import MediaRef
 from storage import clean_text
 
 from ._geo import country_at
@@ -97,6 +98,7 @@ def incoming_from_update(update: Update, user_key: Callable[[int], str]) -> Inco
     command: str | None = None
     attachment: AttachmentKind | None = None
     note: str | None = None
+    ref: MediaRef | None = None
     country: str | None = None
     if text is not None:
         command, text = _command(text)
@@ -107,6 +109,7 @@ def incoming_from_update(update: Update, user_key: Callable[[int], str]) -> Inco
         # a caption is read as text ("is this contract legal?" under a photo is a question)
         text = msg.caption
         note = _note(msg, attachment)
+        ref = _media_ref(msg)
         where = msg.location or (msg.venue.location if msg.venue else None)
         if where is not None:
             country = country_at(where.latitude, where.longitude)
@@ -116,15 +119,40 @@ def incoming_from_update(update: Update, user_key: Callable[[int], str]) -> Inco
     message = IncomingMessage(channel=CHANNEL, user_key=user_key(sender.id), message_id=str(update.update_id),
                               text=None if command else text, attachment=attachment, command=command,
                               client_lang=sender.language_code or None, location_country=country,
-                              attachment_note=note)
+                              attachment_note=note, attachment_ref=ref)
     return Incoming(message, str(msg.chat.id))
 
 
+#: Telegram's file size limit for bots fetching a file (getFile); larger files cannot be opened
+_BOT_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+
+
+def _media_ref(msg: Message) -> MediaRef | None:
+    """The file a counsellor may open later: the voice note, the largest photo size, the document.
+
+    Stickers, locations and the like carry nothing a counsellor needs to open. A file over the
+    Bot API's download limit is not referenced: the console shows the line without a player.
+    """
+    photo = msg.photo[-1] if msg.photo else None  # sizes come smallest first
+    for media, mime in ((msg.voice, None), (msg.audio, None), (msg.video_note, "video/mp4"), (msg.video, None),
+                        (photo, "image/jpeg"), (msg.document, None)):
+        if media is None:
+            continue
+        size = getattr(media, "file_size", None)
+        if size is not None and size > _BOT_DOWNLOAD_LIMIT:
+            return None
+        return MediaRef(media.file_id, getattr(media, "mime_type", None) or mime, _seconds(media))
+    return None
+
+
+def _seconds(media: object) -> int | None:
+    duration = getattr(media, "duration", None)
+    if not duration:
+        return None
+    return int(duration if isinstance(duration, int) else duration.total_seconds())
+
+
 def _note(msg: Message, kind: AttachmentKind) -> str:
-    """What a counsellor sees of an attachment: its kind and length, never its content or file id."""
-    seconds = None
-    for media in (msg.voice, msg.audio, msg.video, msg.video_note):
-        if media is not None and getattr(media, "duration", None):
-            seconds = int(media.duration if isinstance(media.duration, int) else media.duration.total_seconds())
-            break
+    """What a counsellor reads of an attachment: its kind and length, never its content or file id."""
+    seconds = next((s for s in map(_seconds, (msg.voice, msg.audio, msg.video, msg.video_note)) if s), None)
     return f"[{kind}, {seconds} s]" if seconds else f"[{kind}]"

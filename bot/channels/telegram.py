@@ -42,6 +42,7 @@ from storage import clean_json
 
 from ._telegram_limits import TelegramRateLimiter
 from ._telegram_logging import describe_exception, protect_library_logs
+from ._telegram_media import TelegramMediaSource
 from ._telegram_render import TELEGRAM_TEXT_LIMIT, FooterTranslator, TelegramMessage, render_reply, split_html
 from ._telegram_updates import CHANNEL, Incoming, incoming_from_update
 
@@ -51,6 +52,7 @@ __all__ = [
     "Incoming",
     "TelegramApp",
     "TelegramChannelError",
+    "TelegramMediaSource",
     "TelegramMessage",
     "TelegramRateLimiter",
     "build_telegram_application",

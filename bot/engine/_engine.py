@@ -271,7 +271,8 @@ class ConversationEngine:
                 ticket_id = turn.ticket.id if turn.ticket is not None else None
                 if ticket_id is not None:
                     await append_user_message(session=session, ticket_id=ticket_id, text=action.text,
-                                              attachment_kind=action.attachment_kind, client_key=action.client_key)
+                                              attachment_kind=action.attachment_kind, attachment=action.attachment,
+                                              client_key=action.client_key)
             elif isinstance(action, CloseTicket):
                 await close_by_user(session=session, user_key=user.user_key, reason=action.reason, now=now)
 

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from handoff import ConsoleSettings, Reason, next_opening
+from handoff import ConsoleSettings, MediaRef, Reason, next_opening
 from knowledge_base import Profile, SearchResult
 from nlu import Understanding
 
@@ -161,6 +161,8 @@ class AppendToTicket:
     text: str
     client_key: str
     attachment_kind: str | None = None
+    #: the channel's handle of the file (Telegram's file_id), for the console to fetch on demand
+    attachment: MediaRef | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,7 @@ class DialoguePolicy:
 
     def consent_reply(self, lang: str, *, first: bool = True) -> Reply:
         t = self._t
-        text = f"{t(lang, 'consent')}\n\n{t(lang, 'consent_vital')}"
+        text = f"{t(lang, 'consent')}\n\n{t(lang, 'consent_vital')}\n\n{t(lang, 'consent_media')}"
         if not first:
             text = f"{t(lang, 'consent_first')}\n\n{text}"
         rows = ((Button(t(lang, "consent_agree"), f"consent:{lang}"), Button(t(lang, "consent_decline"), "decline")),
@@ -515,7 +517,8 @@ class DialoguePolicy:
         kind_key = {"voice": "media_voice", "photo": "media_photo"}.get(message.attachment or "", "media_file")
         if turn.ticket is not None:
             note = message.attachment_note or f"[{message.attachment}]"
-            d.actions.append(AppendToTicket(note, f"{message.message_id}#media", attachment_kind=message.attachment))
+            d.actions.append(AppendToTicket(note, f"{message.message_id}#media", attachment_kind=message.attachment,
+                                            attachment=message.attachment_ref))
             replies.append(Reply("counsellor_has_it", t(lang, "media_to_counsellor", kind=t(lang, kind_key)), lang))
             return replies
         key = "voice_offer" if message.attachment == "voice" else "file_offer"

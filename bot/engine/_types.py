@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
+from handoff import MediaRef
+
 __all__ = ["AttachmentKind", "Button", "IncomingMessage", "Reply", "ReplyKind"]
 
 AttachmentKind = Literal["voice", "photo", "file", "sticker", "video", "location", "other"]
@@ -38,9 +40,11 @@ class IncomingMessage:
     client_lang: str | None = None  # the language the client reports (Telegram language_code)
     #: a shared location's country (ISO code), when the channel could tell it
     location_country: str | None = None
-    #: what a counsellor needs to see of an attachment: "[voice, 14 s]", the Bot API file id
+    #: what a counsellor reads of an attachment: "[voice, 14 s]"
     attachment_note: str | None = None
-    attachment_ref: str | None = None
+    #: the channel's handle of a voice note, photo or file (Telegram's file_id, its type and length),
+    #: kept with the ticket line so the console can fetch the file when a counsellor opens it
+    attachment_ref: MediaRef | None = None
 
 
 @dataclass(frozen=True)

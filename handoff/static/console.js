@@ -56,9 +56,20 @@
   }, { once: true });
 
   var ticketPage = /\/tickets\/(\d+)$/.exec(location.pathname);
+  var refreshWaiting = false;
   function refreshTranscript() {
     var list = document.querySelector("ol.transcript");
     if (!list || !ticketPage) return;
+    // a new line must not cut off a voice note the counsellor is listening to: refresh after it
+    var playing = Array.prototype.some.call(list.querySelectorAll("audio"), function (a) { return !a.paused; });
+    if (playing) {
+      if (!refreshWaiting) {
+        refreshWaiting = true;
+        list.addEventListener("pause", function () { refreshWaiting = false; refreshTranscript(); },
+                              { capture: true, once: true });
+      }
+      return;
+    }
     get(location.pathname, false).then(function (html) {
       if (html === null) return;
       var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("ol.transcript");

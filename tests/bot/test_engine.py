@@ -192,6 +192,29 @@ async def test_attachments_get_a_polite_reply_and_a_counsellor_offer(env) -> Non
     assert not sticker.reply.buttons
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_voice_note_on_a_ticket_keeps_its_handle_for_the_counsellor_until_delete(env) -> None:
+    """The counsellor can play it later (the console fetches it by handle); /delete takes the handle."""
+    from handoff import MediaRef
+    from handoff.tables import TicketMessage
+
+    engine, sessions = env
+    await consent(engine, lang="ru")
+    await engine.handle(msg(60, text="I want a counsellor"), address="42")
+    replies = await engine.handle(msg(61, attachment="voice", attachment_note="[voice, 14 s]",
+                                      attachment_ref=MediaRef("AwACAgIAAxk-voice", "audio/ogg", 14)), address="42")
+    assert replies[-1].reply.kind == "counsellor_has_it"
+    async with sessions() as s:
+        line = await s.scalar(select(TicketMessage).where(TicketMessage.attachment_kind == "voice"))
+    assert (line.text, line.attachment_file_id, line.attachment_mime, line.attachment_seconds) == (
+        "[voice, 14 s]", "AwACAgIAAxk-voice", "audio/ogg", 14)
+    await engine.handle(msg(62, command="delete"), address="42")
+    await engine.handle(msg(63, callback="delete:yes"), address="42")
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(TicketMessage)
+                              .where(TicketMessage.attachment_file_id.is_not(None))) == 0
+
+
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 async def test_two_replicas_never_claim_the_same_pending_reply(env, db_url, settings, kb) -> None:
     """Several replicas' delivery loops share one outbox: a reply is leased to one of them, and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -26,6 +27,39 @@ def test_shipped_config_is_valid() -> None:
     assert settings.fallback_chains["tg"] == ["ru"]
     assert settings.emergency["RU"][0].phone == "112"
     assert all(c.source.startswith("https://") for contacts in settings.emergency.values() for c in contacts)
+
+
+#: where the content spec's people are: the destinations (content-spec.md and content-spec-next.md:
+#: Russia, Kazakhstan, the Gulf, Malaysia, Iraq, Turkey, Korea, the UK, Iran, Thailand) and the origin
+#: countries (a returnee or a family member at home)
+_SPEC_COUNTRIES = ("RU", "KZ", "SA", "AE", "QA", "KW", "OM", "BH", "MY", "IQ", "TR", "KR", "GB", "IR", "TH",
+                   "UZ", "TJ", "KG", "BD", "PK", "LK", "AF")
+_EU = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+       "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE")
+
+
+def test_a_person_anywhere_in_the_content_spec_gets_a_number_to_dial() -> None:
+    """A crisis reply without a number sends the person to look for one; every destination and origin
+    of the content spec, and every EU member state (112), has one, each with the page that states it."""
+    emergency = load_settings(ROOT / "config.yml").emergency
+    missing = [c for c in (*_SPEC_COUNTRIES, *_EU) if not any(x.phone for x in emergency.get(c, ()))]
+    assert missing == []
+    assert {emergency[c][0].phone for c in _EU} == {"112"}
+    for contacts in emergency.values():
+        for contact in contacts:
+            page, _, note = contact.source.partition(" ")
+            own_site = "service's own site" in note  # e.g. 1990.lk: the number is the service's name
+            assert urlsplit(page).path.strip("/") or own_site, f"{contact.label}: {page} is a homepage"
+
+
+def test_mental_health_lines_are_listed_where_an_official_one_exists() -> None:
+    """A person who wants to end their life is offered the public mental-health line first where
+    one is configured (bot/engine/_emergency.py); the emergency number stays with it."""
+    emergency = load_settings(ROOT / "config.yml").emergency
+    with_line = {c for c, contacts in emergency.items() if any(x.kind == "mental_health" for x in contacts)}
+    assert {"KR", "MY", "LK", "QA", "GB", "TH"} <= with_line
+    for country in with_line:
+        assert any(x.kind != "mental_health" for x in emergency[country]), country
 
 
 @pytest.mark.parametrize(

@@ -236,5 +236,5 @@ class Browser:
         return response
 
 
-def build_console(sessions, settings, outbound, answers=None, embedder=None, notifier=None) -> FastAPI:
-    return mounted(create_console_app(settings, sessions, outbound, answers, embedder, notifier))
+def build_console(sessions, settings, outbound, answers=None, embedder=None, notifier=None, media=None) -> FastAPI:
+    return mounted(create_console_app(settings, sessions, outbound, answers, embedder, notifier, media=media))

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from bot.net import free_port
 from handoff import Author, Reason, Status, TranscriptLine, create_console_app, open_ticket
-from handoff.tables import Ticket, TicketMessage, TicketNote
+from handoff.tables import AuditEntry, Ticket, TicketMessage, TicketNote
 from storage import create_engine, session_factory
 from storage.scratch import copy_sqlite
 from tests.handoff.handoff_support import PASSWORD, FakeAnswers, RecordingOutbound, make_account, make_settings
@@ -42,7 +42,7 @@ playwright_api = pytest.importorskip("playwright.async_api", reason="the playwri
 class ServerThread:
     """uvicorn on its own thread and loop; the console mounted at /console as bot does."""
 
-    def __init__(self, db_url: str, settings, outbound, answers) -> None:
+    def __init__(self, db_url: str, settings, outbound, answers, media=None) -> None:
         self.port = free_port()
         engine = create_engine(db_url)
 
@@ -52,7 +52,8 @@ class ServerThread:
             await engine.dispose()  # in the server's own loop, where the connections live
 
         parent = FastAPI(lifespan=lifespan)
-        parent.mount("/console", create_console_app(settings, session_factory(engine), outbound, answers))
+        parent.mount("/console", create_console_app(settings, session_factory(engine), outbound, answers,
+                                                    media=media))
         config = uvicorn.Config(parent, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="console-server", daemon=True)
@@ -194,8 +195,16 @@ async def test_counsellor_handles_a_crisis_ticket_end_to_end(sqlite_template_db,
 
 async def test_the_console_updates_live_and_rings_for_a_new_crisis(sqlite_template_db, tmp_path):
     """No reload and no 15-second poll: a person's new message (a voice note included) appears on
-    the open ticket, and a new crisis rings (sound and notification hook) within seconds."""
-    from handoff import append_user_message
+    the open ticket, and a new crisis rings (sound and notification hook) within seconds. The voice
+    note plays: the audio element fetches it through the console, which gets it from the (fake)
+    Bot API with getFile; the page never holds the bot token."""
+    from bot.channels.telegram import TelegramMediaSource
+    from handoff import MediaRef, append_user_message
+    from tests.bot.telegram.fake_bot_api import TOKEN, FakeBotApi
+
+    bot_api = FakeBotApi()
+    bot_api.start()
+    bot_api.add_file("voice-live", _wav(seconds=1.0), path="voice/file_1.wav")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     db_url = copy_sqlite(sqlite_template_db, tmp_path / "live.db")
@@ -207,7 +216,8 @@ async def test_the_console_updates_live_and_rings_for_a_new_crisis(sqlite_templa
         waiting = await open_ticket(session=db, settings=settings, user_key="waiting", mrc_id="tj",
                                     reason=Reason.USER_ASKED, lang="ru",
                                     transcript=[TranscriptLine(Author.USER, "нужен консультант")])
-    async with ServerThread(db_url, settings, RecordingOutbound(), FakeAnswers()) as base, \
+    media = TelegramMediaSource(TOKEN, base_url=bot_api.base_url)
+    async with ServerThread(db_url, settings, RecordingOutbound(), FakeAnswers(), media) as base, \
             playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -226,10 +236,24 @@ async def test_the_console_updates_live_and_rings_for_a_new_crisis(sqlite_templa
             await asyncio.sleep(1.5)  # the stream's first event says what is already there
             async with sessions() as db, db.begin():
                 await append_user_message(session=db, ticket_id=waiting.id, text="у меня садится телефон")
-                await append_user_message(session=db, ticket_id=waiting.id, text="[voice, 14 s]",
-                                          attachment_kind="voice")
+                await append_user_message(session=db, ticket_id=waiting.id, text="[voice, 1 s]",
+                                          attachment_kind="voice", attachment=MediaRef("voice-live", "audio/wav", 1))
             await page.wait_for_selector("ol.transcript >> text=у меня садится телефон", timeout=8_000)
-            await page.wait_for_selector("ol.transcript >> text=[voice, 14 s]", timeout=8_000)
+            await page.wait_for_selector("ol.transcript >> text=[voice, 1 s]", timeout=8_000)
+            await page.wait_for_selector("ol.transcript audio[controls]", timeout=8_000)
+            assert bot_api.calls_to("getFile") == []  # preload="none": fetched only when played
+            # press play, as the counsellor does: Chromium fetches and decodes the whole voice note
+            await page.evaluate("() => { const a = document.querySelector('ol.transcript audio');"
+                                " a.muted = true; return a.play().then(() => true, () => false); }")
+            for _ in range(80):
+                state = await page.evaluate("() => { const a = document.querySelector('ol.transcript audio');"
+                                            " return [a.readyState, a.duration, a.error && a.error.code]; }")
+                if state[0] >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert state[0] >= 2 and abs(state[1] - 1.0) < 0.1 and state[2] is None, state
+            assert [c["params"]["file_id"] for c in bot_api.calls_to("getFile")][:1] == ["voice-live"]
+            assert TOKEN not in await page.content()
             await page.screenshot(path=str(ARTIFACTS / "console-live-ticket.png"), full_page=True)
 
             async with sessions() as db, db.begin():
@@ -245,4 +269,22 @@ async def test_the_console_updates_live_and_rings_for_a_new_crisis(sqlite_templa
             assert errors == []
         finally:
             await browser.close()
+            bot_api.stop()
+    async with sessions() as db:
+        played = (await db.scalars(select(AuditEntry.actor_username).where(AuditEntry.action == "view_media"))).all()
+    assert played and set(played) == {"aziz"}  # every fetch of the voice note is audited
     await engine.dispose()
+
+
+def _wav(seconds: float) -> bytes:
+    """A short silent WAV: a real file Chromium decodes, standing in for Telegram's Ogg voice note."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * int(8000 * seconds))
+    return out.getvalue()

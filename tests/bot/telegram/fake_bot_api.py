@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 __all__ = ["BOT_ID", "TOKEN", "FakeBotApi", "callback_update", "message_update", "telegram_html_problem"]
@@ -123,6 +123,8 @@ class FakeBotApi:
         self.webhook: dict[str, Any] | None = None
         self._next_message_id = 1000
         self._generation = 0
+        #: files the bot "received": file_id -> (file_path, bytes), served by getFile and /file/bot<token>/
+        self.files: dict[str, tuple[str, bytes]] = {}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -133,7 +135,8 @@ class FakeBotApi:
         return f"http://127.0.0.1:{self.port}/bot"
 
     def start(self) -> None:
-        app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
+        app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
+                                Route("/file/bot{token}/{path:path}", self._download, methods=["GET"])])
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
                                 lifespan="off")
         self._server = uvicorn.Server(config)
@@ -159,11 +162,17 @@ class FakeBotApi:
             self._failures.clear()
             self.calls = []
             self.webhook = None
+            self.files = {}
 
     def push(self, *updates: dict[str, Any]) -> None:
         """Queue updates for ``getUpdates``; pushing one again is Telegram redelivering it."""
         with self._lock:
             self._updates.extend(json.loads(json.dumps(u)) for u in updates)
+
+    def add_file(self, file_id: str, content: bytes, *, path: str | None = None) -> None:
+        """A file the bot received (a voice note, a photo): getFile names it, the download serves it."""
+        with self._lock:
+            self.files[file_id] = (path or f"files/{file_id}.bin", content)
 
     def queued(self) -> int:
         with self._lock:
@@ -244,6 +253,27 @@ class FakeBotApi:
                                 status_code=exc.code)
         self._record(method, params, ok=True)
         return JSONResponse({"ok": True, "result": result})
+
+    async def _download(self, request: Request) -> Response:
+        """``GET /file/bot<token>/<file_path>``: the bytes of a file getFile named."""
+        path = request.path_params["path"]
+        if request.path_params["token"] != self.token:
+            return Response(status_code=401)
+        with self._lock:
+            found = next((content for p, content in self.files.values() if p == path), None)
+        self._record("download", {"file_path": path}, ok=found is not None)
+        if found is None:
+            return Response(status_code=404)
+        return Response(found, media_type="application/octet-stream")
+
+    def _api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params.get("file_id")
+        with self._lock:
+            found = self.files.get(file_id) if isinstance(file_id, str) else None
+        if found is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        path, content = found
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(content), "file_path": path}
 
     def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
         return True
