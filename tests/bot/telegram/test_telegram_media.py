@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from storage.testing import copy_sqlite, sqlite_template_db  # noqa: F401 - the fixture
 
 from bot.channels.telegram import TelegramMediaSource
 from handoff import (
@@ -28,6 +27,7 @@ from handoff import (
 )
 from handoff.tables import AuditEntry, TicketMessage
 from storage import create_engine, session_factory, utcnow
+from storage.scratch import copy_sqlite
 from tests.handoff.handoff_support import Browser, RecordingOutbound, build_console, make_account, make_settings
 
 from .fake_bot_api import TOKEN, FakeBotApi, message_update
@@ -60,7 +60,7 @@ async def test_the_file_handle_crosses_from_telegram_to_the_engine(bot_api: Fake
 
 
 @pytest.fixture
-async def console(bot_api: FakeBotApi, sqlite_template_db: Path, tmp_path: Path) -> Any:  # noqa: F811
+async def console(bot_api: FakeBotApi, sqlite_template_db: Path, tmp_path: Path) -> Any:
     db = create_engine(copy_sqlite(sqlite_template_db, tmp_path / "media.db"))
     sessions = session_factory(db)
     settings = make_settings(media_days=180)
