@@ -23,6 +23,7 @@ from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
 from ._search import Answer, Candidate, Decision, Hit, KnowledgeBase, Profile, QueryError, SearchResult
 from ._textnorm import fold, lexical_tokens
+from ._translit import uz_cyrillic_to_latin, uz_latin_to_cyrillic
 
 __all__ = [
     "LANGUAGES",
@@ -72,4 +73,6 @@ __all__ = [
     "parity_sentences",
     "read_manifest",
     "run_parity",
+    "uz_cyrillic_to_latin",
+    "uz_latin_to_cyrillic",
 ]

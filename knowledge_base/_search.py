@@ -35,6 +35,7 @@ from ._embedder import Embedder
 from ._entries import Entry, Source, Translation, content_hash
 from ._index import FaissIndex, IndexManifest, IndexMismatch
 from ._textnorm import fold, lexical_tokens
+from ._translit import uz_cyrillic_to_latin
 
 __all__ = [
     "Answer",
@@ -669,9 +670,13 @@ class KnowledgeBase:
     def search(self, query: str, lang: str | None = None, profile: Profile | None = None,
                *, limit: int = 10, qvec: np.ndarray | None = None) -> SearchResult:
         text = _clean_query(query, self.config.max_query_chars)
+        script = script_of(text)
+        if lang == "uz" and script == "Cyrl":
+            # the knowledge base's Uzbek is written in Latin letters: meet it in its own alphabet
+            # (the model and the n-grams both match Latin Uzbek better than a Cyrillic spelling)
+            text = uz_cyrillic_to_latin(text)
         if qvec is None:
             qvec = self.embedder.embed_queries([text])[0]
-        script = script_of(text)
         weights = self.config.weights_for(lang, script)
         dense, pooled, near = self._dense_rows(qvec, profile)
         lexical = self._lexical(text, profile)

@@ -224,3 +224,14 @@ def test_pooled_dense_prefers_an_entry_near_in_several_phrasings() -> None:
     # the fused ranking follows the pooled scores
     ranked = kb.search("patent money", "en").hits
     assert [kb.entries.index(h.entry) for h in ranked][:2] == sorted(pooled, key=lambda e: -pooled[e])[:2]
+
+
+def test_uzbek_in_cyrillic_is_searched_in_the_content_s_latin_letters() -> None:
+    embedder = TrigramEmbedder()
+    kb = _kb(embedder=embedder)
+    embedder.embedded.clear()
+    kb.search("Россияда патент олиш учун қандай ҳужжатлар керак?", "uz")
+    assert embedder.embedded == ["Rossiyada patent olish uchun qanday hujjatlar kerak?"]
+    # other languages written in Cyrillic are left as they are
+    kb.search("Как получить патент?", "ru")
+    assert embedder.embedded[-1] == "Как получить патент?"
