@@ -53,6 +53,7 @@ from ._search import (
     load_out_of_scope,
 )
 from ._textnorm import fold, lexical_tokens
+from ._translit import uz_cyrillic_to_latin, uz_latin_to_cyrillic
 
 __all__ = [
     "LANGUAGES",
@@ -113,4 +114,6 @@ __all__ = [
     "question_folds",
     "read_manifest",
     "run_parity",
+    "uz_cyrillic_to_latin",
+    "uz_latin_to_cyrillic",
 ]

@@ -112,6 +112,10 @@ class SearchConfig(BaseModel):
     #: logistic answerability model: feature name -> coefficient, plus ``bias`` (bench/calibrate.py)
     answerability: dict[str, float] = Field(default_factory=dict)
     dense_candidates: int = Field(200, ge=10)
+    #: the dense channel's score of an entry: the mean cosine of its ``dense_pool`` nearest indexed
+    #: texts (its questions, title, summary and answer in every language) among the candidates; 1 is
+    #: the single nearest. An entry that answers a question is usually near in more than one phrasing
+    dense_pool: int = Field(1, ge=1, le=5)
     max_query_chars: int = Field(2000, ge=50)
     thresholds: DecisionThresholds = DecisionThresholds()
 

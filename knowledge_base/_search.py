@@ -35,6 +35,7 @@ from ._embedder import Embedder
 from ._entries import Entry, Source, Translation, content_hash
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex
 from ._textnorm import fold, lexical_tokens
+from ._translit import uz_cyrillic_to_latin
 
 __all__ = [
     "Answer",
@@ -586,17 +587,26 @@ class KnowledgeBase:
         return entry not in self._hidden_entries and _eligible(self.entries[entry], profile)
 
     def _dense(self, qvec: np.ndarray, profile: Profile | None) -> dict[int, float]:
-        return self._dense_rows(qvec, profile)[0]
+        return self._dense_rows(qvec, profile)[1]
 
     def _dense_rows(self, qvec: np.ndarray, profile: Profile | None,
-                    ) -> tuple[dict[int, float], list[tuple[int, float, _Row]]]:
-        """The best cosine per entry, and the nearest visible rows (entry, cosine, row), best first."""
+                    ) -> tuple[dict[int, float], dict[int, float], list[tuple[int, float, _Row]]]:
+        """The best cosine per entry, the pooled cosine per entry (``dense_pool``), and the nearest
+        visible rows (entry, cosine, row), best first.
+
+        An entry with fewer than ``dense_pool`` rows among the candidates gets the lowest candidate
+        cosine for the missing ones: it is no nearer than that.
+        """
         scores, ids = self.index.search(qvec[None, :], self.config.dense_candidates)
+        pool = self.config.dense_pool
         best: dict[int, float] = {}
+        tops: dict[int, list[float]] = {}
         near: list[tuple[int, float, _Row]] = []
+        floor = 0.0
         for score, row_id in zip(scores[0], ids[0], strict=True):
             if row_id < 0:
                 continue
+            floor = float(score)
             row = self.rows[int(row_id)]
             if not self._visible(row.entry, profile):
                 continue
@@ -604,7 +614,14 @@ class KnowledgeBase:
                 near.append((row.entry, float(score), row))
             if row.entry not in best:
                 best[row.entry] = float(score)
-        return best, near
+            if pool > 1:
+                got = tops.setdefault(row.entry, [])
+                if len(got) < pool:
+                    got.append(float(score))
+        if pool == 1:
+            return best, best, near
+        pooled = {e: (sum(v) + floor * (pool - len(v))) / pool for e, v in tops.items()}
+        return best, pooled, near
 
     def _lexical(self, query: str, profile: Profile | None) -> dict[int, float]:
         tokens = [self._vocab[t] for t in lexical_tokens(query) if t in self._vocab]
@@ -655,18 +672,22 @@ class KnowledgeBase:
     def search(self, query: str, lang: str | None = None, profile: Profile | None = None,
                *, limit: int = 10, qvec: np.ndarray | None = None) -> SearchResult:
         text = _clean_query(query, self.config.max_query_chars)
+        script = script_of(text)
+        if lang == "uz" and script == "Cyrl":
+            # the knowledge base's Uzbek is written in Latin letters: meet it in its own alphabet
+            # (the model and the n-grams both match Latin Uzbek better than a Cyrillic spelling)
+            text = uz_cyrillic_to_latin(text)
         if qvec is None:
             qvec = self.embedder.embed_queries([text])[0]
-        script = script_of(text)
         weights = self.config.weights_for(lang, script)
-        dense, near = self._dense_rows(qvec, profile)
+        dense, pooled, near = self._dense_rows(qvec, profile)
         lexical = self._lexical(text, profile)
         chars = self._chars(text, profile) if weights.char > 0 or self.config.answerability else {}
         cfg = self.config
-        dense_rank = {e: r for r, e in enumerate(sorted(dense, key=lambda e: -dense[e]))}
+        dense_rank = {e: r for r, e in enumerate(sorted(pooled, key=lambda e: -pooled[e]))}
         lex_rank = {e: r for r, e in enumerate(sorted(lexical, key=lambda e: -lexical[e]))}
         char_rank = {e: r for r, e in enumerate(sorted(chars, key=lambda e: -chars[e]))}
-        fused = fuse(cfg.fusion, cfg.rrf_k, weights.dense, weights.bm25, weights.char, dense, lexical, chars)
+        fused = fuse(cfg.fusion, cfg.rrf_k, weights.dense, weights.bm25, weights.char, pooled, lexical, chars)
         order = sorted(fused, key=lambda e: (-fused[e], -dense.get(e, 0.0)))[:limit]
         hits = [Hit(self.entries[e], fused[e], dense.get(e, 0.0), dense_rank.get(e), lex_rank.get(e),
                     char_rank.get(e), chars.get(e, 0.0)) for e in order]

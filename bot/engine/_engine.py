@@ -63,7 +63,6 @@ from ._policy import (
 from ._port import Outgoing
 from ._render import answer_reply
 from ._state import ConversationState, PendingQuestions
-from ._translit import uz_cyrillic_to_latin
 from ._types import IncomingMessage, Reply
 
 __all__ = [
@@ -401,10 +400,8 @@ class ConversationEngine:
         result = follow_up = None
         if u.act == "question":
             profile = _search_profile(origin, destination)
-            query = text
-            if lang == "uz" and u.script == "Cyrl":
-                query = uz_cyrillic_to_latin(text)  # the content is written in Latin letters
-            result = self._search(query, lang, profile)
+            # Uzbek written in Cyrillic is searched in Latin letters by the knowledge base itself
+            result = self._search(text, lang, profile)
             previous = view.state.waiting_question or view.state.last_question
             new_slot = (e.origin and e.origin != view.origin) or (e.destination and e.destination != view.destination)
             if previous and new_slot and words(text) <= FOLLOW_UP_WORDS:

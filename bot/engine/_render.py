@@ -13,11 +13,10 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from knowledge_base import Answer, Entry
+from knowledge_base import Answer, Entry, uz_latin_to_cyrillic
 from languages import REGISTRY
 
 from ..i18n import Translator
-from ._translit import uz_latin_to_cyrillic
 from ._types import Button, Reply
 
 __all__ = ["LANGUAGE_NAMES", "Catalogue", "answer_reply", "babel_locale", "details_reply", "format_day", "short_title",

@@ -209,3 +209,29 @@ def test_a_rebuild_embeds_only_new_texts(tmp_path: Path) -> None:
     assert sorted(embedder.embedded) == sorted(["patent for uzbeks", "Patent for Uzbek citizens",
                                                 extra.translations["en"].answer])
     assert index.size == len(rows)
+
+
+def test_pooled_dense_prefers_an_entry_near_in_several_phrasings() -> None:
+    """One stray phrasing that happens to sit nearest must not outrank an entry near in several."""
+    kb = _kb(SearchConfig(dense_pool=2, char_weight=0.0))
+    q = kb.embedder.embed_queries(["patent money"])[0]
+    best, pooled, _ = kb._dense_rows(q, None)
+    assert set(pooled) == set(best)
+    for entry, score in pooled.items():
+        assert score <= best[entry] + 1e-6
+    single = _kb(SearchConfig(dense_pool=1))._dense_rows(q, None)
+    assert single[0] == single[1], "a pool of one is the nearest row alone"
+    # the fused ranking follows the pooled scores
+    ranked = kb.search("patent money", "en").hits
+    assert [kb.entries.index(h.entry) for h in ranked][:2] == sorted(pooled, key=lambda e: -pooled[e])[:2]
+
+
+def test_uzbek_in_cyrillic_is_searched_in_the_content_s_latin_letters() -> None:
+    embedder = TrigramEmbedder()
+    kb = _kb(embedder=embedder)
+    embedder.embedded.clear()
+    kb.search("Россияда патент олиш учун қандай ҳужжатлар керак?", "uz")
+    assert embedder.embedded == ["Rossiyada patent olish uchun qanday hujjatlar kerak?"]
+    # other languages written in Cyrillic are left as they are
+    kb.search("Как получить патент?", "ru")
+    assert embedder.embedded[-1] == "Как получить патент?"

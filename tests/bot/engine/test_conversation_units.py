@@ -12,8 +12,8 @@ from bot.channels._geo import country_at
 from bot.engine import EmergencyContact, crisis_text, format_day
 from bot.engine._render import short_title
 from bot.engine._state import ConversationState, PendingQuestions
-from bot.engine._translit import uz_cyrillic_to_latin, uz_latin_to_cyrillic
 from bot.i18n import Translator
+from knowledge_base import uz_cyrillic_to_latin, uz_latin_to_cyrillic
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,9 @@
-"""Uzbek Latin → Cyrillic, so that a person who writes Uzbek in Cyrillic is answered in Cyrillic.
+"""Uzbek in both its alphabets: Cyrillic questions are searched in Latin letters, Latin answers shown in Cyrillic.
+
+Why here: the knowledge base's Uzbek is written in Latin letters, so search turns a Cyrillic
+question into Latin before embedding it and matching words (``KnowledgeBase.search``); the bot
+renders a reviewed Latin answer in Cyrillic for a person who writes Cyrillic. One module serves
+both, and ``knowledge_base`` imports nothing of ``bot``.
 
 Why a transliteration and not a second translation: Uzbek Latin and Cyrillic are one language with
 a one-to-one official correspondence (the 1995 alphabet), so a deterministic mapping of the reviewed
