@@ -3,7 +3,8 @@
 Why not ``StaticFiles``: a mount does not travel with an ``APIRouter``, and on 2G every byte
 counts: the files are compressed once at start-up (the widget is ~4x smaller gzipped), and a
 returning visitor gets a 304 instead of the script again. Only a fixed allow-list of file types
-under ``bot/web`` is served, so nothing else on disk is reachable through this route.
+under ``bot/web`` is served (not the widget's sources in ``src``), so nothing else on disk is
+reachable through this route.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def load_static(root: Path) -> dict[str, StaticFile]:
     files: dict[str, StaticFile] = {}
     for path in sorted(root.rglob("*")):
         media_type = _TYPES.get(path.suffix)
-        if media_type is None or not path.is_file():
-            continue
+        if media_type is None or not path.is_file() or path.relative_to(root).parts[0] == "src":
+            continue  # bot/web/src holds the widget's modules, built into hamroh-chat.js
         body = path.read_bytes()
         packed = gzip.compress(body, compresslevel=9, mtime=0)
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'

@@ -13,6 +13,7 @@ import re
 import pytest
 
 import languages
+from bot.channels._web_bundle import bundle_widget
 from bot.channels._web_frames import parse_client_frame, safe_url
 from bot.channels._web_limits import BucketSpec, RateLimiter
 from bot.channels._web_session import SessionSigner, resolve_user_key_function, scoped_message_id
@@ -46,6 +47,14 @@ def test_the_language_list_is_the_one_the_registry_generates() -> None:
     """The widget's languages.json is generated (``hamroh web languages``), never edited by hand."""
     checked_in = (WEB_DIR / "i18n/languages.json").read_text(encoding="utf-8")
     assert checked_in == languages.widget_json(), "run 'hamroh web languages' and commit the file"
+
+
+def test_the_widget_script_is_the_one_built_from_its_modules() -> None:
+    """hamroh-chat.js is generated from bot/web/src (``hamroh web bundle``), never edited by hand."""
+    checked_in = (WEB_DIR / "hamroh-chat.js").read_text(encoding="utf-8")
+    assert checked_in == bundle_widget(WEB_DIR / "src"), "run 'hamroh web bundle' and commit the file"
+    outside = [line for line in checked_in.splitlines() if line and not line.startswith((" ", "/*"))]
+    assert outside == ["(function () {", "})();"], "the modules go inside one function: nothing global"
 
 
 def test_the_widget_takes_direction_and_aliases_from_the_language_list() -> None:
