@@ -308,10 +308,10 @@ def cmd_web_languages(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_web_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Write ``bot/web/hamroh-chat.js`` from ``bot/web/src``; ``--check`` only compares."""
-    from .channels._web_bundle import bundle_widget
+    from .channels.web import WEB_DIR, bundle_widget
 
-    target = WIDGET_LANGUAGES.parents[1] / "hamroh-chat.js"
-    wanted = bundle_widget(target.with_name("src"))
+    target = WEB_DIR / "hamroh-chat.js"
+    wanted = bundle_widget(WEB_DIR / "src")
     current = target.read_text(encoding="utf-8") if target.exists() else None
     if current == wanted:
         print(f"{target} is up to date")
