@@ -306,6 +306,24 @@ def cmd_web_languages(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web_bundle(settings: Settings, args: argparse.Namespace) -> int:
+    """Write ``bot/web/hamroh-chat.js`` from ``bot/web/src``; ``--check`` only compares."""
+    from .channels.web import WEB_DIR, bundle_widget
+
+    target = WEB_DIR / "hamroh-chat.js"
+    wanted = bundle_widget(WEB_DIR / "src")
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    if current == wanted:
+        print(f"{target} is up to date")
+        return 0
+    if args.check:
+        print(f"{target} differs from its sources in bot/web/src: run 'hamroh web bundle'", file=sys.stderr)
+        return 1
+    target.write_text(wanted, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
 # --------------------------------------------------------------------------- database and accounts
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from storage import upgrade
@@ -567,6 +585,9 @@ def _parser() -> argparse.ArgumentParser:
     wl = web.add_parser("languages", help="write bot/web/i18n/languages.json from the language registry")
     wl.add_argument("--check", action="store_true", help="exit 1 if the file differs; write nothing")
     wl.set_defaults(func=cmd_web_languages)
+    wb = web.add_parser("bundle", help="write bot/web/hamroh-chat.js from its modules in bot/web/src")
+    wb.add_argument("--check", action="store_true", help="exit 1 if the file differs; write nothing")
+    wb.set_defaults(func=cmd_web_bundle)
 
     co = sub.add_parser("counsellor", help="console accounts").add_subparsers(dest="cmd", required=True)
     ca = co.add_parser("add", help="create an account (asks for the password)")

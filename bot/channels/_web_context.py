@@ -151,6 +151,7 @@ class WebContext:
         self.limiter = limiter
         self.ws_open_per_address = ws_open_per_address
         self.open_sockets: dict[str, int] = {}
+        self.static_dir = static_dir
         self.files: dict[str, StaticFile] = load_static(static_dir)
         try:
             self.languages = frozenset(json.loads(self.files["i18n/languages.json"].body))

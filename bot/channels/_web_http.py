@@ -19,7 +19,7 @@ from bot.engine import Outgoing
 from ._web_context import HOST, HTTP_STATUS, WebContext
 from ._web_frames import FrameError, error_frame, reply_frame
 from ._web_session import TOKEN_HEADER
-from ._web_static import StaticFile
+from ._web_static import static_app
 
 __all__ = ["HttpRoutes", "PageRoutes"]
 
@@ -37,7 +37,7 @@ class PageRoutes:
         router = APIRouter(include_in_schema=False)
         router.add_api_route("/", self.widget_page, methods=["GET"])
         router.add_api_route("/demo", self.embed_demo, methods=["GET"])
-        router.add_api_route("/static/web/{name:path}", self.static_file, methods=["GET"])
+        router.mount("/static/web", static_app(self.ctx.static_dir))
         return router
 
     def _page(self, name: str, request: Request) -> Response:
@@ -61,18 +61,6 @@ class PageRoutes:
     async def embed_demo(self, request: Request) -> Response:
         """A sample MRC page with the floating chat button, and the line to copy."""
         return self._page("demo.html", request)
-
-    async def static_file(self, name: str, request: Request) -> Response:
-        item: StaticFile | None = self.ctx.files.get(name)
-        if item is None or name.endswith(".html"):
-            return Response(status_code=404)
-        headers = {"ETag": item.etag, "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding",
-                   "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
-        if item.etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        if item.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
-            return Response(item.gzipped, media_type=item.media_type, headers={**headers, "Content-Encoding": "gzip"})
-        return Response(item.body, media_type=item.media_type, headers=headers)
 
 
 class HttpRoutes:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable
+
+from cachetools import LRUCache
 
 from bot.engine import OutboxPort, Outgoing
 
@@ -28,26 +29,26 @@ log = logging.getLogger("hamroh.web")
 
 
 class DeliveryLedger:
-    """Outbox ids handed to a browser, by user key; bounded, in memory."""
+    """Outbox ids handed to a browser, by user key; bounded, in memory.
+
+    The oldest deliveries are forgotten first (an LRU cache): a reply whose id was forgotten is
+    simply delivered again and acknowledged then, never acknowledged for the wrong person.
+    """
 
     def __init__(self, size: int = 100_000) -> None:
-        self._owner: OrderedDict[int, str] = OrderedDict()
-        self._size = size
+        self._owner: LRUCache[int, str] = LRUCache(maxsize=size)
 
     def note(self, items: Iterable[Outgoing]) -> None:
         for item in items:
             if item.id is not None:
-                self._owner[item.id] = item.user_key
-                self._owner.move_to_end(item.id)
-        while len(self._owner) > self._size:
-            self._owner.popitem(last=False)
+                self._owner[item.id] = item.user_key  # delivered again: the most recent now
 
     def claim(self, user_key: str, ids: Iterable[int]) -> list[int]:
         """The ids among ``ids`` that were delivered to ``user_key`` (each claimed once)."""
         out = []
         for i in dict.fromkeys(ids):
             if self._owner.get(i) == user_key:
-                del self._owner[i]
+                self._owner.pop(i)
                 out.append(i)
         return out
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 __all__ = ["BucketSpec", "RateLimiter"]
 
@@ -30,8 +31,8 @@ class RateLimiter:
     """Several named token buckets, checked and consumed together."""
 
     def __init__(self, *, max_keys: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
-        self._max_keys = max_keys
+        # (tokens, when) per (scope, key); the least recently used bucket goes first
+        self._buckets: LRUCache[tuple[str, str], tuple[float, float]] = LRUCache(maxsize=max_keys)
         self._clock = clock
 
     def _level(self, key: tuple[str, str], spec: BucketSpec, now: float) -> float:
@@ -54,7 +55,4 @@ class RateLimiter:
             return wait
         for scope, key, _spec, level in levels:
             self._buckets[(scope, key)] = (level - 1.0, now)
-            self._buckets.move_to_end((scope, key))
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
         return 0.0

@@ -29,12 +29,13 @@ from fastapi import APIRouter
 from bot.engine import ChatPort
 from storage import RateLimiter as SharedLimiter
 
+from ._web_bundle import bundle_widget
 from ._web_context import WebContext, WebLimits
 from ._web_http import HttpRoutes, PageRoutes
 from ._web_limits import BucketSpec
 from ._web_socket import SocketRoutes
 
-__all__ = ["WEB_DIR", "BucketSpec", "WebLimits", "create_web_router"]
+__all__ = ["WEB_DIR", "BucketSpec", "WebLimits", "bundle_widget", "create_web_router"]
 
 #: the widget's static files (``hamroh-chat.js``, ``hamroh-chat.css``, ``i18n/*.json``, pages)
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"

@@ -87,9 +87,15 @@ def test_static_files_are_compressed_revalidated_and_confined(client: TestClient
     assert int(js.headers["content-length"]) < len(js.content) / 2  # gzip more than halves it on the wire
     again = client.get("/static/web/hamroh-chat.js", headers={"if-none-match": js.headers["etag"]})
     assert again.status_code == 304 and not again.content
+    for response in (js, again):  # an MRC website's page loads them; browsers must not guess types
+        assert response.headers["access-control-allow-origin"] == "*", response.status_code
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "public, max-age=3600"
+        assert response.headers["vary"] == "Accept-Encoding"
     labels = client.get("/static/web/i18n/ar.json")
     assert labels.json()["send"] == "إرسال" and labels.headers["access-control-allow-origin"] == "*"
-    for path in ("../channels/web.py", "..%2Fchannels%2Fweb.py", "index.html", "nope.js", "i18n/../../app.py"):
+    for path in ("../channels/web.py", "..%2Fchannels%2Fweb.py", "index.html", "nope.js", "i18n/../../app.py",
+                 "src/main.js"):  # the widget's sources are built into hamroh-chat.js, not served
         assert client.get(f"/static/web/{path}").status_code == 404, path
 
 

@@ -13,10 +13,13 @@ import re
 import pytest
 
 import languages
+from bot.channels._web_bundle import bundle_widget
 from bot.channels._web_frames import parse_client_frame, safe_url
+from bot.channels._web_hub import DeliveryLedger
 from bot.channels._web_limits import BucketSpec, RateLimiter
 from bot.channels._web_session import SessionSigner, resolve_user_key_function, scoped_message_id
 from bot.channels.web import WEB_DIR
+from bot.engine import Outgoing
 from bot.privacy import user_key
 from knowledge_base import LANGUAGES
 
@@ -46,6 +49,14 @@ def test_the_language_list_is_the_one_the_registry_generates() -> None:
     """The widget's languages.json is generated (``hamroh web languages``), never edited by hand."""
     checked_in = (WEB_DIR / "i18n/languages.json").read_text(encoding="utf-8")
     assert checked_in == languages.widget_json(), "run 'hamroh web languages' and commit the file"
+
+
+def test_the_widget_script_is_the_one_built_from_its_modules() -> None:
+    """hamroh-chat.js is generated from bot/web/src (``hamroh web bundle``), never edited by hand."""
+    checked_in = (WEB_DIR / "hamroh-chat.js").read_text(encoding="utf-8")
+    assert checked_in == bundle_widget(WEB_DIR / "src"), "run 'hamroh web bundle' and commit the file"
+    outside = [line for line in checked_in.splitlines() if line and not line.startswith((" ", "/*"))]
+    assert outside == ["(function () {", "})();"], "the modules go inside one function: nothing global"
 
 
 def test_the_widget_takes_direction_and_aliases_from_the_language_list() -> None:
@@ -109,6 +120,26 @@ def test_token_bucket_refills_and_refuses_without_consuming() -> None:
     assert limiter.take([("s", "c", spec), ("ip", "x", tight)]) > 0
     now[0] = 10.0
     assert limiter.take([("s", "c", spec)]) == 0.0 and limiter.take([("s", "c", spec)]) == 0.0
+
+
+def test_the_limiter_forgets_the_least_recent_key_which_only_makes_it_lenient() -> None:
+    limiter = RateLimiter(max_keys=2, clock=lambda: 0.0)
+    once = BucketSpec(rate=0.0, burst=1)
+    assert limiter.take([("s", "a", once)]) == 0.0 and limiter.take([("s", "a", once)]) > 0
+    limiter.take([("s", "b", once)])
+    limiter.take([("s", "c", once)])  # a third key: "a", used least recently, is forgotten
+    assert limiter.take([("s", "a", once)]) == 0.0
+    assert limiter.take([("s", "c", once)]) > 0  # the recent ones keep their state
+
+
+def test_a_delivered_reply_is_acknowledged_only_by_its_own_user_and_the_ledger_is_bounded() -> None:
+    ledger = DeliveryLedger(size=2)
+    ledger.note([Outgoing(1, "alice", "web", None, "a"), Outgoing(2, "bob", "web", None, "b")])
+    assert ledger.claim("bob", [1]) == [] and ledger.claim("alice", [1, 1]) == [1]
+    assert ledger.claim("alice", [1]) == []  # claimed once
+    ledger.note([Outgoing(3, "alice", "web", None, "c"), Outgoing(4, "alice", "web", None, "d")])
+    assert ledger.claim("bob", [2]) == []  # the oldest delivery was forgotten: it is simply sent again
+    assert ledger.claim("alice", [3, 4]) == [3, 4]
 
 
 def test_frames_accept_known_languages_only() -> None:
