@@ -307,6 +307,42 @@ def _missing_sqlite(url: str) -> bool:
     return False
 
 
+def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the shipped YAML (or ``DIR``) into the database's live content; nothing changes twice."""
+    import asyncio
+
+    from knowledge_base import ContentInvalid
+
+    from .content import import_baseline
+
+    url = settings.database_url_resolved
+    if _missing_sqlite(url):
+        return 1
+    directory = args.dir or settings.path(settings.content_dir)
+    try:
+        report = asyncio.run(import_baseline(settings, url, directory, embedder=open_embedder(settings)))
+    except ContentInvalid as exc:
+        print(f"error: nothing imported; {exc}", file=sys.stderr)
+        return 1
+    print(f"imported {directory}: {len(report.added)} added, {len(report.updated)} updated, "
+          f"{len(report.unchanged)} unchanged; content version {report.version}")
+    return 0
+
+
+def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the live content as ``<id>.yml`` files that ``kb validate`` accepts."""
+    import asyncio
+
+    from .content import export_live
+
+    url = settings.database_url_resolved
+    if _missing_sqlite(url):
+        return 1
+    written = asyncio.run(export_live(url, args.dir))
+    print(f"wrote {len(written)} entries to {args.dir}")
+    return 0
+
+
 def cmd_db_purge(settings: Settings, args: argparse.Namespace) -> int:
     """Apply the retention periods of config.yml now; ``--dry-run`` only counts."""
     import asyncio
@@ -490,6 +526,12 @@ def _parser() -> argparse.ArgumentParser:
     rv = kb.add_parser("revision", help="the English revision of entries, for a translation's source_version")
     rv.add_argument("ids", nargs="*", help="entry ids (default: all)")
     rv.set_defaults(func=cmd_kb_revision)
+    ki = kb.add_parser("import", help="load the YAML baseline into the live content (idempotent)")
+    ki.add_argument("dir", nargs="?", type=Path, help="entry files (default: content_dir of config.yml)")
+    ki.set_defaults(func=cmd_kb_import)
+    ke = kb.add_parser("export", help="write the live content as YAML entry files (for review by pull request)")
+    ke.add_argument("dir", type=Path)
+    ke.set_defaults(func=cmd_kb_export)
     b = kb.add_parser("build", help="build the vector index if content or model changed")
     b.add_argument("--rebuild", action="store_true")
     b.set_defaults(func=cmd_kb_build)
@@ -539,7 +581,7 @@ def _parser() -> argparse.ArgumentParser:
     ca = co.add_parser("add", help="create an account (asks for the password)")
     ca.add_argument("username")
     ca.add_argument("--name", help="display name shown to users")
-    ca.add_argument("--role", choices=["counsellor", "supervisor", "admin"], default="counsellor")
+    ca.add_argument("--role", choices=["counsellor", "supervisor", "admin", "editor", "reviewer"], default="counsellor")
     ca.add_argument("--mrc", help="the MRC id from config.yml")
     ca.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     ca.set_defaults(func=cmd_counsellor)

