@@ -37,7 +37,7 @@ from handoff._errors import (
     TicketNotFound,
 )
 from handoff._hours import add_office_time, due_at, next_opening
-from handoff._policy import Actor
+from handoff._policy import Actor, can_edit_content, can_review_content
 from handoff._ports import (
     AnswerSearch,
     CuratedAnswer,
@@ -121,6 +121,8 @@ __all__ = [
     "add_office_time",
     "append_user_message",
     "audit",
+    "can_edit_content",
+    "can_review_content",
     "claim",
     "claim_next",
     "close_by_user",

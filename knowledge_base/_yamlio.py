@@ -134,7 +134,9 @@ def dump_entry(data: Mapping[str, Any], layout: str | None = None) -> str:
     if not blanks:
         return text
     lines = text.split("\n")
-    inserts = sorted(((line, blanks[path]) for path, line in _starts(yaml.compose(text)) if path in blanks),
+    written = yaml.compose(text)
+    assert written is not None  # a mapping was just serialised
+    inserts = sorted(((line, blanks[path]) for path, line in _starts(written) if path in blanks),
                      reverse=True)
     for line, n in inserts:
         lines[line:line] = [""] * n

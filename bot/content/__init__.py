@@ -1,0 +1,42 @@
+"""Content editing for MRC staff: the review workflow, live publication to every worker, console pages."""
+
+from ._live import LiveContentWatcher
+from ._store import export_live, import_baseline, import_with, seed_if_empty
+from ._workflow import (
+    DraftInvalid,
+    EditConflict,
+    NotPermitted,
+    Publisher,
+    StaleDraft,
+    WorkflowError,
+    approve,
+    current_data,
+    extend_review,
+    reject,
+    rollback,
+    save_draft,
+    withdraw_expired,
+    word_diff,
+)
+
+__all__ = [
+    "DraftInvalid",
+    "EditConflict",
+    "LiveContentWatcher",
+    "NotPermitted",
+    "Publisher",
+    "StaleDraft",
+    "WorkflowError",
+    "approve",
+    "current_data",
+    "export_live",
+    "extend_review",
+    "import_baseline",
+    "import_with",
+    "reject",
+    "rollback",
+    "save_draft",
+    "seed_if_empty",
+    "withdraw_expired",
+    "word_diff",
+]
