@@ -24,7 +24,7 @@ from handoff._accounts import (
 from handoff._alerts import crisis_alert_text, notify_pending_crises
 from handoff._audit import audit, list_audit
 from handoff._clustering import cluster_embeddings
-from handoff._console import create_console_app
+from handoff._console import create_console_app, csrf_guard, signed_in
 from handoff._enums import AuditAction, Author, DeliveryStatus, Priority, Reason, Role, Status
 from handoff._errors import (
     AccountError,
@@ -131,6 +131,7 @@ __all__ = [
     "create_account",
     "create_console_app",
     "crisis_alert_text",
+    "csrf_guard",
     "delete_user_data",
     "deliver_reply",
     "disable_account",
@@ -154,6 +155,7 @@ __all__ = [
     "release_idle_claims",
     "reply",
     "resolve",
+    "signed_in",
     "tell_user",
     "transfer",
     "users_waiting",

@@ -64,6 +64,7 @@ from handoff._errors import (
 )
 from handoff._policy import (
     Actor,
+    can_edit_content,
     can_manage_account,
     can_manage_accounts,
     can_take_over,
@@ -560,7 +561,8 @@ def _queue_routes(router: APIRouter) -> None:
     async def queue_page(request: Request, me: Me) -> Response:
         ctx = _ctx(request)
         if not can_work_queue(me):
-            return _redirect(request, "/accounts" if can_manage_accounts(me) else "/audit")
+            home = "/accounts" if can_manage_accounts(me) else "/content" if can_edit_content(me) else "/audit"
+            return _redirect(request, home)
         filters, tickets = await load(request, me)
         return _render(
             request,

@@ -1,6 +1,7 @@
 """Content editing for MRC staff: the review workflow, live publication to every worker, console pages."""
 
 from ._live import LiveContentWatcher
+from ._routes import content_router
 from ._store import export_live, import_baseline, import_with, seed_if_empty
 from ._workflow import (
     DraftInvalid,
@@ -28,6 +29,7 @@ __all__ = [
     "StaleDraft",
     "WorkflowError",
     "approve",
+    "content_router",
     "current_data",
     "export_live",
     "extend_review",
