@@ -426,8 +426,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # distinct questions a second with two workers on two cores)
         os.environ.setdefault("HAMROH_MODEL__THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     os.environ["HAMROH_CONFIG"] = str(Path(args.config or os.environ.get("HAMROH_CONFIG", "config.yml")).resolve())
+    # a worker loading the model (ONNX Runtime holds the GIL while it builds its session) can miss
+    # uvicorn's 5 s liveness ping on a busy machine and be killed and restarted, over and over
     uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False, timeout_worker_healthcheck=60)
     return 0
 
 

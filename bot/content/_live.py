@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from knowledge_base import KnowledgeBase, build_live_knowledge_base, content_version, load_live
+from knowledge_base import KnowledgeBase, LiveContent, build_live_knowledge_base, content_version, load_live
 
 from ..settings import Settings
 from ._workflow import withdraw_expired
@@ -38,6 +38,11 @@ class LiveContentWatcher:
     withdraw_every: float = 60.0
     version: int = -1
     swaps: int = 0
+    #: what this process serves (the next load reads only revisions published since)
+    live: LiveContent | None = None
+    #: seconds the last swap took: reading what changed, and building the index
+    last_load_seconds: float = 0.0
+    last_build_seconds: float = 0.0
     _last_withdraw: float = field(default=0.0)
 
     async def refresh(self) -> bool:
@@ -49,16 +54,20 @@ class LiveContentWatcher:
         previous = self.get_kb()
         if previous is None:
             return False
-        async with self.sessions() as db:
-            live = await load_live(session=db, model_id=previous.embedder.model_id)
         started = time.perf_counter()
+        async with self.sessions() as db:
+            live = await load_live(session=db, model_id=previous.embedder.model_id, previous=self.live)
+        loaded = time.perf_counter()
         kb = await asyncio.to_thread(build_live_knowledge_base, live, previous.embedder, self.settings.index,
                                      self.settings.search, previous=previous)
         self.set_kb(kb)
+        self.live = live
         self.version = live.version
         self.swaps += 1
-        log.info("content version %d serving (%d entries, index built in %.2f s)", live.version,
-                 len(live.entries), time.perf_counter() - started)
+        self.last_load_seconds = loaded - started
+        self.last_build_seconds = time.perf_counter() - loaded
+        log.info("content version %d serving (%d entries; %d revisions read in %.2f s, index built in %.2f s)",
+                 live.version, len(live.entries), live.fetched, self.last_load_seconds, self.last_build_seconds)
         return True
 
     async def withdraw(self) -> None:

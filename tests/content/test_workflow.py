@@ -255,3 +255,15 @@ def test_invalid_draft_is_refused_naming_the_field(desk: Desk) -> None:
 
 def test_word_diff_marks_changed_words() -> None:
     assert word_diff("a b c", "a x c") == [("=", "a "), ("-", "b"), ("+", "x"), ("=", " c")]
+
+
+def test_a_worker_reloads_only_the_revisions_published_since(desk: Desk) -> None:
+    first = desk.run(lambda db: load_live(session=db, model_id=desk.embedder.model_id))
+    assert first.fetched == 2 and len(first.entries) == 2
+    version, data = desk.data()
+    data["translations"]["ru"]["answer"] = NEW_RU
+    desk.approve("rob", desk.draft("edna", data, version, scope="ru"))
+    second = desk.run(lambda db: load_live(session=db, model_id=desk.embedder.model_id, previous=first))
+    assert second.fetched == 1 and second.version > first.version
+    assert next(e for e in second.entries if e.id == ENTRY).translations["ru"].answer == NEW_RU
+    assert {e.id for e in second.entries} == {ENTRY, SENSITIVE}
