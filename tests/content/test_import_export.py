@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_base import ContentInvalid, IndexConfig, export_content, import_content, load_entries
+from bot.content import export_live
+from knowledge_base import ContentInvalid, IndexConfig, import_content, load_entries
 from storage import create_engine, session_factory
 
 CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"
@@ -24,20 +25,11 @@ async def _import(url: str, directory: Path, embedder: object) -> object:
         await engine.dispose()
 
 
-async def _export(url: str, directory: Path) -> list[Path]:
-    engine = create_engine(url)
-    try:
-        async with session_factory(engine)() as db, db.begin():
-            return await export_content(session=db, directory=directory)
-    finally:
-        await engine.dispose()
-
-
 def test_shipped_content_round_trips_byte_for_byte(db_url: str, hash_embedder: object, tmp_path: Path) -> None:
     report = asyncio.run(_import(db_url, CONTENT, hash_embedder))
     shipped = sorted(CONTENT.glob("*.yml"))
     assert len(report.added) == len(shipped)  # type: ignore[attr-defined]
-    written = asyncio.run(_export(db_url, tmp_path / "out"))
+    written = asyncio.run(export_live(db_url, tmp_path / "out"))
     assert sorted(p.name for p in written) == [p.name for p in shipped]
     for path in shipped:
         assert (tmp_path / "out" / path.name).read_bytes() == path.read_bytes(), path.name
@@ -56,7 +48,7 @@ def test_import_is_idempotent_and_picks_up_a_changed_file(db_url: str, hash_embe
                     encoding="utf-8")
     changed = asyncio.run(_import(db_url, src, hash_embedder))
     assert changed.updated == ["change-employer"]  # type: ignore[attr-defined]
-    asyncio.run(_export(db_url, tmp_path / "out"))
+    asyncio.run(export_live(db_url, tmp_path / "out"))
     assert (tmp_path / "out" / "change-employer.yml").read_bytes() == path.read_bytes()
 
 
