@@ -339,6 +339,8 @@ def build_live_knowledge_base(live: LiveContent, embedder: Embedder, index_confi
     index, rows, manifest = KnowledgeBase.build_index(entries, embedder, index_config, cache=live.cache)
     if previous is not None:
         kwargs.setdefault("_oos_vectors", previous._oos)
+        # the lexical tokens of unchanged texts are the same: tokenising them again was most of a swap
+        kwargs.setdefault("_token_cache", previous._tokens_cache)
         kwargs.setdefault("fallbacks", previous.fallbacks)
         kwargs.setdefault("default_lang", previous.default_lang)
     return KnowledgeBase(entries, embedder, index, rows, search_config, manifest=manifest, **kwargs)
