@@ -116,3 +116,14 @@ async def test_counsellor_cannot_open_content_pages(console: Any) -> None:
     assert (await cora.get("/console/content/entry/change-employer")).status_code == 403
     await cora.aclose()
     await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_draft_an_entry_from_gap_questions_prefills_the_english_questions(console: Any) -> None:
+    app, _ = console
+    edna = await _browser(app, "edna")
+    page = await edna.get("/console/content/new", params={"id": "pension-transfer",
+                                                          "question": ["can I move my pension home", "pension abroad"]})
+    assert page.status_code == 200 and "pension-transfer" in page.text
+    assert re.search(r'name="tr-en-questions"[^>]*>can I move my pension home\npension abroad</textarea>', page.text)
+    await edna.aclose()
