@@ -12,7 +12,8 @@ changes one entry's Russian answer (the real model embeds the changed text), and
   being built.
 
 The 10,000 entries are synthetic: each shipped entry cloned with its questions tagged (so every
-clone is a distinct document), keeping English, Russian and Uzbek, with the real vectors of its
+clone is a distinct document), keeping English and Russian (memory: a swap holds two
+knowledge bases at once, and the 2-core reference machine is shared), with the real vectors of its
 texts slightly perturbed (no model run for 10,000 entries, realistic neighbourhoods). Printed
 figures, never assertions.
 """
@@ -41,7 +42,7 @@ __all__ = ["run"]
 
 QUESTION = "можно ли сменить работодателя по тому же патенту"
 TARGET = "change-employer"
-SYNTH_LANGS = ("en", "ru", "uz")
+SYNTH_LANGS = ("en", "ru")
 
 
 def _ms(values: Sequence[float], q: float) -> float:

@@ -314,14 +314,17 @@ async def load_live(*, session: AsyncSession, model_id: str, previous: LiveConte
     fresh: dict[str, Entry | None] = {}
     for lo in range(0, len(need), 500):
         chunk = need[lo:lo + 500]
-        query = (select(KbRevision).join(KbEntry, (KbEntry.id == KbRevision.entry_id)
-                                         & (KbEntry.current_revision == KbRevision.number))
+        # plain rows, not ORM objects: at 10,000 entries the session's identity map would otherwise
+        # hold every revision's vectors until the load ends
+        query = (select(KbRevision.entry_id, KbRevision.data, KbRevision.suspended, KbRevision.vectors,
+                        KbRevision.model_id)
+                 .join(KbEntry, (KbEntry.id == KbRevision.entry_id) & (KbEntry.current_revision == KbRevision.number))
                  .where(KbRevision.entry_id.in_(chunk)))
-        for revision in (await session.scalars(query)).all():
-            entry = served_entry(revision.data, revision.suspended)
-            if revision.model_id == model_id:
-                cache.merge(revision.vectors)
-            fresh[revision.entry_id] = entry if entry is not None and entry.status == "published" else None
+        for entry_id, data, suspended, vectors, revision_model in (await session.execute(query)).all():
+            entry = served_entry(data, suspended)
+            if revision_model == model_id:
+                cache.merge(vectors)
+            fresh[entry_id] = entry if entry is not None and entry.status == "published" else None
     entries: list[Entry] = []
     for eid in sorted(served):
         entry = fresh[eid] if eid in fresh else kept.get(eid)
