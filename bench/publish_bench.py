@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from bot.content import LiveContentWatcher, import_with
+from bot.content import LiveContentWatcher, bump_content_version, import_with, publish_revision
 from bot.services import load_content, open_embedder, open_knowledge_base
 from bot.settings import Settings
-from knowledge_base import Embedder, EmbeddingCache, Entry, KnowledgeBase, publish_revision
+from knowledge_base import Embedder, EmbeddingCache, Entry, KnowledgeBase
 from storage import create_engine, session_factory, upgrade
 
 __all__ = ["run"]
@@ -110,8 +110,6 @@ async def _populate(settings: Settings, sessions: Any, embedder: Embedder, n_ent
         if done % 2000 < batch:
             print(f"  {done}/{extra} synthetic entries written ({time.perf_counter() - started:.0f} s)", flush=True)
     async with sessions() as db, db.begin():
-        from knowledge_base import bump_content_version
-
         await bump_content_version(session=db)
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from knowledge_base import KnowledgeBase, LiveContent, build_live_knowledge_base, content_version, load_live
+from knowledge_base import KnowledgeBase, LiveContent, build_live_knowledge_base
 
 from ..settings import Settings
+from ._repo import content_version, load_live
 from ._workflow import withdraw_expired
 
 __all__ = ["LiveContentWatcher"]

@@ -34,9 +34,7 @@ from handoff import (
     gap_questions,
     signed_in,
 )
-from handoff._auth import SignedIn
 from knowledge_base import LANGUAGES, Entry, KnowledgeBase, Problem, QueryError, load_topics, validate_entry
-from knowledge_base.tables import KbDraft, KbEntry, KbRevision, KbTranslation
 from storage import clean_text, utcnow
 
 from ..i18n import Translator
@@ -53,6 +51,7 @@ from ._workflow import (
     save_draft,
     word_diff,
 )
+from .tables import KbDraft, KbEntry, KbRevision, KbTranslation
 
 __all__ = ["content_router"]
 
@@ -76,7 +75,7 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
     """Render with the console's own environment, so pages extend its ``base.html``."""
     ctx = request.app.state.console
     env: jinja2.Environment = ctx.env
-    signed: SignedIn | None = getattr(request.state, "signed_in", None)
+    signed: Any = getattr(request.state, "signed_in", None)  # the console's SignedIn
     page = env.from_string(_source(name)).render(
         base=str(request.scope.get("root_path", "")).rstrip("/"),
         me=signed.actor if signed else None,
@@ -96,7 +95,7 @@ def _redirect(request: Request, path: str, **params: Any) -> RedirectResponse:
     return RedirectResponse(f"{base}{path}" + (f"?{query}" if query else ""), status_code=303)
 
 
-async def _editor(who: Annotated[SignedIn, Depends(signed_in)]) -> Actor:
+async def _editor(who: Annotated[Any, Depends(signed_in)]) -> Actor:
     if not can_edit_content(who.actor):
         raise NotAllowed("content is edited by editors, reviewers and supervisors")
     return who.actor
@@ -201,7 +200,7 @@ def _preview(kb: KnowledgeBase | None, settings: Settings, entry: Entry, lang: s
     (escaped HTML, split at 4,096 characters, footer with sources and the review date)."""
     if kb is None or lang not in entry.translations:
         return None
-    from bot.channels._telegram_render import render_reply
+    from bot.channels.telegram import render_reply
     from bot.engine import answer_reply
 
     translator = Translator(settings.fallback_chains)

@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import AuditAction, audit
-from knowledge_base import Embedder, EmbeddingCache, ImportReport, content_version, export_content, import_content
+from knowledge_base import Embedder, EmbeddingCache
 from storage import create_engine, session_factory
 
 from ..settings import Settings
+from ._repo import ImportReport, content_version, export_content, import_content
 
 __all__ = ["export_live", "import_baseline", "import_with", "seed_if_empty"]
 

@@ -29,19 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff import Actor, AuditAction, audit, can_edit_content, can_review_content
-from knowledge_base import (
-    Embedder,
-    Entry,
-    IndexConfig,
-    Problem,
-    bump_content_version,
-    english_revision,
-    entry_data,
-    publish_revision,
-    validate_entry,
-)
-from knowledge_base.tables import KbDraft, KbEntry, KbRevision
+from knowledge_base import Embedder, Entry, IndexConfig, Problem, english_revision, entry_data, validate_entry
 from storage import utcnow
+
+from ._repo import bump_content_version, publish_revision
+from .tables import KbDraft, KbEntry, KbRevision
 
 __all__ = [
     "DraftInvalid",

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from storage import Base, UTCDateTime, create_engine, database_url
 
-TABLE_MODULES = ("handoff.tables", "bot.tables", "knowledge_base.tables")
+TABLE_MODULES = ("handoff.tables", "bot.tables", "bot.content.tables")
 
 for _module in TABLE_MODULES:
     importlib.import_module(_module)

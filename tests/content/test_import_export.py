@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import export_live
-from knowledge_base import ContentInvalid, IndexConfig, import_content, load_entries
+from bot.content import export_live, import_content
+from knowledge_base import ContentInvalid, IndexConfig, load_entries
 from storage import create_engine, session_factory
 
 CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"

@@ -24,16 +24,18 @@ from bot.content import (
     approve,
     current_data,
     extend_review,
+    import_content,
+    load_live,
     reject,
     rollback,
     save_draft,
     withdraw_expired,
     word_diff,
 )
+from bot.content.tables import KbEntry, KbTranslation
 from handoff import Actor, Role, create_account
 from handoff.tables import AuditEntry
-from knowledge_base import IndexConfig, english_revision, import_content, load_live, served_entry
-from knowledge_base.tables import KbEntry, KbTranslation
+from knowledge_base import IndexConfig, english_revision, served_entry
 from storage import create_engine, session_factory
 
 CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"

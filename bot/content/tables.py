@@ -16,8 +16,10 @@ under ``knowledge_base/content`` stays the shipped baseline and the exchange for
 * ``kb_content_version`` — one row; bumped by every publication. Workers poll it (cheap) and swap
   their index when it moves.
 
-No foreign keys to account tables: authors and reviewers are named by username, as the audit log
-names them, so ``knowledge_base`` depends on ``storage`` only.
+They live in ``bot`` because ``knowledge_base`` imports no other package (the import contracts):
+the entry format and the index are ``knowledge_base``'s, their storage and workflow ``bot``'s. No
+foreign keys to account tables: authors and reviewers are named by username, as the audit log
+names them.
 """
 
 from __future__ import annotations
