@@ -16,8 +16,9 @@ CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"
 MARK = "Проверено МРЦ сегодня: новый порядок действует для всех работодателей."
 
 
-def test_published_change_reaches_both_workers_without_restart(tmp_path: Path) -> None:
-    with serve_two_workers(tmp_path) as server:
+def test_published_change_reaches_both_workers_without_restart(tmp_path: Path, db_url: str) -> None:
+    # SQLite (one machine) and PostgreSQL (the replicas' database): the same version poll on both
+    with serve_two_workers(tmp_path, db_url) as server:
         before = server.workers()
         assert len(before) == 2 and len(set(before.values())) == 1
         assert MARK not in str(server.ask().get("answer"))
