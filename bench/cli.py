@@ -23,6 +23,12 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
 
 
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    from bench.publish_bench import run
+
+    return run(settings, sizes=[int(n) for n in args.sizes.split(",")], publications=args.publications)
+
+
 def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
     from bench.web_load import main as load_main
 
@@ -62,6 +68,11 @@ def parser(prog: str = "hamroh bench") -> argparse.ArgumentParser:
     bs.add_argument("--scale-vectors", type=int, default=1_000_000)
     bs.add_argument("--queries", type=int, default=500)
     bs.set_defaults(func=cmd_search)
+    bpu = bench.add_parser("publish", help="publish-to-served latency of one changed entry; answers during the swap")
+    bpu.add_argument("--sizes", default="50,10000", help="entry counts, comma-separated (beyond the shipped "
+                     "content: synthetic clones)")
+    bpu.add_argument("--publications", type=int, default=10)
+    bpu.set_defaults(func=cmd_publish)
     bl = bench.add_parser("load", help="web chat API under N concurrent visitors: messages/s, p50/p95 latency")
     bl.add_argument("--clients", type=int, default=50)
     bl.add_argument("--messages", type=int, default=8, help="questions per visitor (after start and consent)")

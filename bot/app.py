@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -171,6 +172,29 @@ async def _crisis_sweep(engine: ConversationEngine, every: float = 60.0) -> None
         await engine.send_crisis_alerts()
 
 
+async def _start_live_content(app: FastAPI, settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                              embedder: Embedder) -> asyncio.Task[None] | None:
+    """First start imports the YAML baseline into the database; then this process serves the
+    published content and polls its version (``bot.content.LiveContentWatcher``)."""
+    from .content import LiveContentWatcher, seed_if_empty
+
+    def set_kb(new: KnowledgeBase) -> None:
+        app.state.kb = new
+
+    watcher = LiveContentWatcher(settings, sessions, lambda: app.state.kb, set_kb,
+                                 interval=settings.content.poll_seconds)
+    try:
+        report = await seed_if_empty(sessions, settings, embedder)
+        if report is not None:
+            log.info("live content: imported %d entries from %s", len(report.added), settings.content_dir)
+        await watcher.refresh()
+    except Exception as exc:  # no migrated database yet: serve the YAML baseline, keep trying
+        log.warning("live content unavailable at start-up (%s); serving %s until it is", type(exc).__name__,
+                    settings.content_dir)
+    app.state.content_watcher = watcher
+    return asyncio.create_task(watcher.run())
+
+
 def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: bool = False,
                channels: bool = False) -> FastAPI:
     """Build the application; ``kb`` lets tests inject a prepared knowledge base.
@@ -180,6 +204,8 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
     its token is set (``hamroh serve``).
     """
     install_log_redaction()
+    # an injected knowledge base (tests) is served as given; the server's own follows the live content
+    live_content = kb is None and settings.content.live
     embedder = kb.embedder if kb is not None else open_embedder(settings)
     db = create_engine(settings.database_url_resolved, postgres_pool_size=settings.database_pool_size)
     sessions = session_factory(db)
@@ -198,7 +224,8 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
         console_app = build_console(settings, sessions, lambda: app.state.kb, embedder, engine, limiter)
 
     lifespan = _lifespan(settings, embedder=embedder, understander=understander, db=db, sessions=sessions,
-                         engine=engine, telegram=telegram, console_app=console_app, channels=channels)
+                         engine=engine, telegram=telegram, console_app=console_app, channels=channels,
+                         live_content=live_content)
 
     # no /openapi.json: the API's shape is in the README, and a public schema only helps a prober
     app = FastAPI(title="Hamroh", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -227,7 +254,8 @@ def create_app(settings: Settings, *, kb: KnowledgeBase | None = None, console: 
 
 def _lifespan(settings: Settings, *, embedder: Embedder, understander: Understander, db: AsyncEngine,
               sessions: async_sessionmaker[AsyncSession], engine: ConversationEngine, telegram: Any,
-              console_app: FastAPI | None, channels: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+              console_app: FastAPI | None, channels: bool,
+              live_content: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start-up and shut-down: the index (rebuilt if missing), warm-ups, the retention and crisis
     sweeps as tasks the app owns, Telegram; in reverse on the way out."""
 
@@ -244,6 +272,7 @@ def _lifespan(settings: Settings, *, embedder: Embedder, understander: Understan
             await open_pool(db)
         except Exception as exc:  # the database may come up later; connections then open on demand
             log.warning("database: could not open the connection pool at start-up (%s)", type(exc).__name__)
+        watching = await _start_live_content(app, settings, sessions, embedder) if live_content else None
         # the live query engine (ONNX Runtime session, tokenizer) loads on its first query: pay that
         # second at start-up rather than in the first person's reply
         await asyncio.to_thread(embedder.embed_queries, ["warm-up"])
@@ -273,6 +302,10 @@ def _lifespan(settings: Settings, *, embedder: Embedder, understander: Understan
         # left a task that never finished, and the server (or a test client) hung on shutdown
         purging.cancel()
         sweeping.cancel()
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         with contextlib.suppress(asyncio.CancelledError):
             await purging
         with contextlib.suppress(asyncio.CancelledError):
@@ -296,10 +329,17 @@ def _add_api(app: FastAPI, limiter: RateLimiter) -> None:
     async def _query_error(_: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    process_token = secrets.token_hex(4)
+
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
         current: KnowledgeBase | None = request.app.state.kb
+        watcher = getattr(request.app.state, "content_watcher", None)
         return {"status": "ok" if current else "loading",
+                "content_version": watcher.version if watcher is not None else None,
+                # which server process answered (a random token, not the pid): lets an operator
+                # see that every worker took a publication
+                "process": process_token,
                 "entries": len(current.entries) if current else 0,
                 "index": current.manifest.kind if current and current.manifest else None}
 

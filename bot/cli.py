@@ -344,6 +344,7 @@ def cmd_db_revision(settings: Settings, args: argparse.Namespace) -> int:
     """
     from storage import MigrationError, autogenerate_revision, upgrade
 
+    from .content import tables as _content_tables  # noqa: F401 - registers the live content's tables
     from .tables import schema_metadata
 
     url = settings.database_url_resolved
@@ -366,6 +367,42 @@ def _missing_sqlite(url: str) -> bool:
         print(f"error: no database at {path}: run 'hamroh db upgrade' first", file=sys.stderr)
         return True
     return False
+
+
+def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the shipped YAML (or ``DIR``) into the database's live content; nothing changes twice."""
+    import asyncio
+
+    from knowledge_base import ContentInvalid
+
+    from .content import import_baseline
+
+    url = settings.database_url_resolved
+    if _missing_sqlite(url):
+        return 1
+    directory = args.dir or settings.path(settings.content_dir)
+    try:
+        report = asyncio.run(import_baseline(settings, url, directory, embedder=open_embedder(settings)))
+    except ContentInvalid as exc:
+        print(f"error: nothing imported; {exc}", file=sys.stderr)
+        return 1
+    print(f"imported {directory}: {len(report.added)} added, {len(report.updated)} updated, "
+          f"{len(report.unchanged)} unchanged; content version {report.version}")
+    return 0
+
+
+def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the live content as ``<id>.yml`` files that ``kb validate`` accepts."""
+    import asyncio
+
+    from .content import export_live
+
+    url = settings.database_url_resolved
+    if _missing_sqlite(url):
+        return 1
+    written = asyncio.run(export_live(url, args.dir))
+    print(f"wrote {len(written)} entries to {args.dir}")
+    return 0
 
 
 def cmd_db_purge(settings: Settings, args: argparse.Namespace) -> int:
@@ -469,8 +506,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # distinct questions a second with two workers on two cores)
         os.environ.setdefault("HAMROH_MODEL__THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     os.environ["HAMROH_CONFIG"] = str(Path(args.config or os.environ.get("HAMROH_CONFIG", "config.yml")).resolve())
+    # a worker loading the model (ONNX Runtime holds the GIL while it builds its session) can miss
+    # uvicorn's 5 s liveness ping on a busy machine and be killed and restarted, over and over
     uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False, timeout_worker_healthcheck=60)
     return 0
 
 
@@ -532,6 +571,12 @@ def _parser() -> argparse.ArgumentParser:
     rv = kb.add_parser("revision", help="the English revision of entries, for a translation's source_version")
     rv.add_argument("ids", nargs="*", help="entry ids (default: all)")
     rv.set_defaults(func=cmd_kb_revision)
+    ki = kb.add_parser("import", help="load the YAML baseline into the live content (idempotent)")
+    ki.add_argument("dir", nargs="?", type=Path, help="entry files (default: content_dir of config.yml)")
+    ki.set_defaults(func=cmd_kb_import)
+    ke = kb.add_parser("export", help="write the live content as YAML entry files (for review by pull request)")
+    ke.add_argument("dir", type=Path)
+    ke.set_defaults(func=cmd_kb_export)
     b = kb.add_parser("build", help="build the vector index if content or model changed")
     b.add_argument("--rebuild", action="store_true")
     b.set_defaults(func=cmd_kb_build)
@@ -593,7 +638,7 @@ def _parser() -> argparse.ArgumentParser:
     ca = co.add_parser("add", help="create an account (asks for the password)")
     ca.add_argument("username")
     ca.add_argument("--name", help="display name shown to users")
-    ca.add_argument("--role", choices=["counsellor", "supervisor", "admin"], default="counsellor")
+    ca.add_argument("--role", choices=["counsellor", "supervisor", "admin", "editor", "reviewer"], default="counsellor")
     ca.add_argument("--mrc", help="the MRC id from config.yml")
     ca.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     ca.set_defaults(func=cmd_counsellor)

@@ -18,6 +18,7 @@ from handoff import AnswerSearch, ConsoleSettings, CuratedAnswer, MediaSource, O
 from knowledge_base import Embedder, KnowledgeBase, QueryError
 from storage import RateLimiter
 
+from .content import Publisher, content_router
 from .privacy import local_secret
 from .settings import Settings
 
@@ -76,9 +77,12 @@ def console_settings(settings: Settings) -> ConsoleSettings:
 def build_console(settings: Settings, sessions: async_sessionmaker[AsyncSession],
                   kb: Callable[[], KnowledgeBase | None], embedder: Embedder, outbound: OutboundPort,
                   limiter: RateLimiter | None = None) -> FastAPI:
-    return create_console_app(console_settings(settings), sessions, outbound,
-                              answers=KnowledgeBaseAnswers(kb), embedder=embedder, limiter=limiter,
-                              media=media_source(settings))
+    app = create_console_app(console_settings(settings), sessions, outbound,
+                             answers=KnowledgeBaseAnswers(kb), embedder=embedder, limiter=limiter,
+                             media=media_source(settings))
+    # the content editor and review workflow (bot/content): its own route module
+    app.include_router(content_router(settings, sessions, kb, lambda: Publisher(embedder, settings.index)))
+    return app
 
 
 def media_source(settings: Settings) -> MediaSource | None:

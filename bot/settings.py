@@ -228,6 +228,18 @@ class NluConfig(BaseModel):
     rasa: RasaConfig = RasaConfig()
 
 
+class ContentConfig(BaseModel):
+    """The live content edited in the console (README, "Editing content")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: serve the database's published content (imported from ``content_dir`` on first start) and
+    #: swap in every publication; off: serve ``content_dir`` as built by ``hamroh kb build``
+    live: bool = True
+    #: how often each server process reads the content version (one primary-key read)
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Everything the application needs; built once at start-up and passed down."""
 
@@ -238,6 +250,7 @@ class Settings(BaseSettings):
     default_language: str = "en"
     fallback_chains: dict[str, list[str]] = Field(default_factory=dict)
     content_dir: Path = Path("knowledge_base/content")
+    content: ContentConfig = ContentConfig()
     database_url: str = "sqlite+aiosqlite:///data/hamroh.db"
     #: PostgreSQL connections kept open per server process (storage.create_engine says why 15)
     database_pool_size: int = Field(15, ge=1, le=200)

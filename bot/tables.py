@@ -94,4 +94,8 @@ def schema_metadata() -> MetaData:
     """
     import handoff.tables  # noqa: F401 - registers handoff's tables on the shared metadata
 
+    # the live content's tables (bot.content) register themselves when ``bot.content.tables`` is
+    # imported; bot.content imports this module, so it cannot be imported from here: the caller
+    # (``hamroh db revision``, the migration test) imports it first
+
     return Base.metadata

@@ -25,6 +25,7 @@ from handoff._alerts import crisis_alert_text, notify_pending_crises
 from handoff._audit import audit, list_audit
 from handoff._clustering import cluster_embeddings
 from handoff._console import create_console_app
+from handoff._console_kit import csrf_guard, signed_in
 from handoff._enums import AuditAction, Author, DeliveryStatus, Priority, Reason, Role, Status
 from handoff._errors import (
     AccountError,
@@ -37,7 +38,7 @@ from handoff._errors import (
     TicketNotFound,
 )
 from handoff._hours import add_office_time, due_at, next_opening
-from handoff._policy import Actor
+from handoff._policy import Actor, can_edit_content, can_review_content
 from handoff._ports import (
     AnswerSearch,
     CuratedAnswer,
@@ -132,6 +133,8 @@ __all__ = [
     "add_office_time",
     "append_user_message",
     "audit",
+    "can_edit_content",
+    "can_review_content",
     "claim",
     "claim_next",
     "close_by_user",
@@ -140,6 +143,7 @@ __all__ = [
     "create_account",
     "create_console_app",
     "crisis_alert_text",
+    "csrf_guard",
     "delete_user_data",
     "deliver_reply",
     "disable_account",
@@ -164,6 +168,7 @@ __all__ = [
     "reply",
     "resolve",
     "send_outside_transaction",
+    "signed_in",
     "tell_user",
     "transfer",
     "users_waiting",

@@ -125,7 +125,7 @@ async def create_account(
         role = Role(role)
     except ValueError:
         raise AccountError(f"role {role!r} is not one of: {', '.join(r.value for r in Role)}") from None
-    if actor is not None and actor.role is Role.ADMIN and role is not Role.ADMIN:
+    if actor is not None and actor.role is Role.ADMIN and role not in (Role.ADMIN, Role.EDITOR, Role.REVIEWER):
         # an admin reads no conversation; an account they create and sign in as would: counsellor
         # and supervisor accounts come from `hamroh counsellor add` (the MRC's IT person, audited)
         raise RoleNotGrantable(f"an admin cannot create a {role.value} account (it could read conversations an admin "

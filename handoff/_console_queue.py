@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from handoff._console_kit import ConsoleContext, Ctx, Db, Me, clip, mrcs_in_scope, redirect, render, require
 from handoff._enums import Priority, Reason
 from handoff._live import LiveVersion, alert_counts, live_version
-from handoff._policy import Actor, can_manage_accounts, can_work_queue, in_scope
+from handoff._policy import Actor, can_edit_content, can_manage_accounts, can_work_queue, in_scope
 from handoff._tickets import QueueFilter, claim_next, list_queue
 
 __all__ = ["router"]
@@ -56,7 +56,8 @@ def _visible_langs(ctx: ConsoleContext, me: Actor) -> list[str]:
 @router.get("/", name="queue")
 async def queue_page(request: Request, ctx: Ctx, db: Db, me: Me) -> Response:
     if not can_work_queue(me):
-        return redirect(request, "accounts" if can_manage_accounts(me) else "audit")
+        home = "accounts" if can_manage_accounts(me) else "content" if can_edit_content(me) else "audit"
+        return redirect(request, home)
     filters = _queue_filter(request, me)
     tickets = await list_queue(session=db, actor=me, filters=filters)
     return render(request, "queue.html", tickets=tickets, filters=filters, langs=_visible_langs(ctx, me),

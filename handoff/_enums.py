@@ -71,6 +71,10 @@ class Role(StrEnum):
     COUNSELLOR = "counsellor"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    #: drafts changes to the knowledge base; reads no conversation
+    EDITOR = "editor"
+    #: approves or sends back others' drafts (sensitive entries need a supervisor); reads no conversation
+    REVIEWER = "reviewer"
 
 
 class Author(StrEnum):
@@ -111,3 +115,11 @@ class AuditAction(StrEnum):
     VIEW_DENIED = "view_denied"
     #: a counsellor opened a voice note, photo or file of the conversation (fetched from the channel)
     VIEW_MEDIA = "view_media"
+    CONTENT_VIEW = "content_view"
+    CONTENT_DRAFT = "content_draft"
+    CONTENT_APPROVE = "content_approve"
+    CONTENT_REJECT = "content_reject"
+    CONTENT_PUBLISH = "content_publish"
+    CONTENT_ROLLBACK = "content_rollback"
+    CONTENT_WITHDRAW = "content_withdraw"
+    CONTENT_IMPORT = "content_import"

@@ -16,9 +16,11 @@ from handoff.tables import Counsellor, Ticket
 __all__ = [
     "Actor",
     "can_claim",
+    "can_edit_content",
     "can_manage_account",
     "can_manage_accounts",
     "can_note",
+    "can_review_content",
     "can_take_over",
     "can_transfer",
     "can_view_audit",
@@ -107,3 +109,17 @@ def can_manage_account(actor: Actor, target_mrc_id: str | None) -> bool:
     if actor.mrc_id is None:
         return True
     return target_mrc_id == actor.mrc_id
+
+
+def can_edit_content(actor: Actor) -> bool:
+    """Draft a change to the knowledge base. Counsellors and admins do not: content is reviewed
+    legal information, written by the people the MRC named for it."""
+    return actor.role in (Role.EDITOR, Role.REVIEWER, Role.SUPERVISOR)
+
+
+def can_review_content(actor: Actor, *, sensitive: bool = False) -> bool:
+    """Approve, send back or roll back a change; a ``safety: sensitive`` entry needs a supervisor.
+    (That the reviewer is not the change's author is checked where the draft is known.)"""
+    if sensitive:
+        return actor.role is Role.SUPERVISOR
+    return actor.role in (Role.REVIEWER, Role.SUPERVISOR)

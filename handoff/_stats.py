@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from handoff._clustering import cluster_embeddings
 from handoff._enums import Reason, Status
 from handoff._errors import NotAllowed
-from handoff._policy import Actor, can_view_stats
+from handoff._policy import Actor, can_edit_content, can_view_stats
 from handoff._ports import QueryEmbedder
 from handoff.tables import Ticket
 from storage import utcnow
@@ -150,7 +150,8 @@ async def gap_questions(
 ) -> list[GapQuestion]:
     """Questions that ended in "no verified answer", newest first."""
     now = now or utcnow()
-    scope = _scope(actor, mrc_id)
+    # content editors see the gaps too: they write the entries that close them
+    scope = _scope(actor, mrc_id) if not can_edit_content(actor) else (actor.mrc_id or mrc_id)
     query = (
         select(Ticket.question_text, Ticket.lang, Ticket.created_at)
         .where(

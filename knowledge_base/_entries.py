@@ -33,6 +33,7 @@ __all__ = [
     "english_revision",
     "load_entries",
     "load_topics",
+    "validate_entry",
 ]
 
 #: every language code the content spec knows (the project's one registry: ``languages``)
@@ -319,23 +320,34 @@ def load_entries(content_dir: Path, topics: dict[str, Topic] | None = None) -> L
             report.problems.append(Problem(name, line, f"malformed YAML ({getattr(exc, 'problem', exc)})",
                                            "fix the indentation or quote values that contain ':' or '#'"))
             continue
-        if not isinstance(raw, dict):
-            report.problems.append(Problem(name, "(file)", "the file is not a YAML mapping of fields",
-                                           "start from the example in knowledge_base/CONTENT.md"))
-            continue
-        try:
-            entry = Entry.model_validate(raw)
-        except ValidationError as exc:
-            report.problems.extend(_problems_from_validation(name, exc))
-            continue
-        if entry.id in seen:
-            report.problems.append(Problem(name, "id", f"duplicate id '{entry.id}' (also in {seen[entry.id]})",
-                                           "give each entry its own id"))
-            continue
-        seen[entry.id] = name
-        report.problems.extend(_check_entry(name, entry, topics, path.stem))
-        report.entries.append(entry)
+        entry, problems = validate_entry(raw, file=name, topics=topics, stem=path.stem, seen=seen)
+        report.problems.extend(problems)
+        if entry is not None:
+            seen[entry.id] = name
+            report.entries.append(entry)
     return report
+
+
+def validate_entry(raw: Any, *, file: str, topics: dict[str, Topic] | None = None, stem: str | None = None,
+                   seen: dict[str, str] | None = None) -> tuple[Entry | None, list[Problem]]:
+    """The one set of content rules: ``kb validate``, ``kb import`` and the console's editor all ask it.
+
+    ``raw`` is an entry as YAML (or a form) gives it; ``stem`` is the file name it must match (None:
+    the entry lives in the database, where the id is the name). Returns the entry (None when it is
+    not even well formed) and every problem, errors and warnings, each naming field and fix.
+    """
+    topics = topics if topics is not None else load_topics()
+    if not isinstance(raw, dict):
+        return None, [Problem(file, "(file)", "the file is not a YAML mapping of fields",
+                              "start from the example in knowledge_base/CONTENT.md")]
+    try:
+        entry = Entry.model_validate(raw)
+    except ValidationError as exc:
+        return None, _problems_from_validation(file, exc)
+    if seen and entry.id in seen:
+        return None, [Problem(file, "id", f"duplicate id '{entry.id}' (also in {seen[entry.id]})",
+                              "give each entry its own id")]
+    return entry, _check_entry(file, entry, topics, stem if stem is not None else entry.id)
 
 
 def content_hash(entries: Iterable[Entry]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import os
@@ -258,6 +259,22 @@ class EmbeddingCache:
         if not texts:
             return np.zeros((0, 0), np.float32)
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32, copy=False)
+
+    def export(self, texts: Sequence[tuple[str, str]]) -> bytes:
+        """The vectors of ``(kind, text)`` pairs already embedded, as npz bytes (stored with a revision)."""
+        keys = sorted({self._key(kind, text) for kind, text in texts} & self._vectors.keys())
+        buf = io.BytesIO()
+        vectors = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+        np.savez(buf, keys=np.array(keys, dtype=str), vectors=vectors.astype(np.float32))
+        return buf.getvalue()
+
+    def merge(self, blob: bytes) -> int:
+        """Add vectors exported by :meth:`export` (another process embedded them); returns how many."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            keys, vectors = data["keys"], data["vectors"]
+            for k, v in zip(keys, vectors, strict=True):
+                self._vectors[str(k)] = v
+        return len(keys)
 
     def save(self) -> None:
         if self.path is None or not self._dirty:

@@ -26,6 +26,7 @@ async def test_upgrade_reaches_head_and_is_repeatable(db_url):
 
 
 async def test_models_and_migrations_agree(db_url):
+    import bot.content.tables  # noqa: F401 - the live content's tables, as `hamroh db revision` imports them
     from bot.tables import schema_metadata  # every package's tables, as `hamroh db revision` collects them
 
     metadata = schema_metadata()

@@ -1,0 +1,129 @@
+"""The content pages of the console, signed in as editor, reviewer and counsellor."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from bot.console import build_console
+from bot.content import import_with
+from handoff import Role, create_account
+from handoff.tables import AuditEntry
+from knowledge_base import KnowledgeBase
+from storage import create_engine, session_factory
+from tests.handoff.handoff_support import Browser, RecordingOutbound, mounted
+
+CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"
+PASSWORD = "correct horse battery"
+NEW_RU = "Новый текст ответа: сохраните договор, квитанции об оплате патента и расчётный лист.\n"
+
+
+@pytest_asyncio.fixture
+async def console(db_url: str, settings: Any, kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[Any]:
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    src = tmp_path / "content"
+    src.mkdir()
+    for name in ("change-employer", "death-abroad"):
+        shutil.copy(CONTENT / f"{name}.yml", src / f"{name}.yml")
+    await import_with(sessions, settings, src, kb.embedder)
+    async with sessions() as db, db.begin():
+        for name, role in (("edna", Role.EDITOR), ("rita", Role.REVIEWER), ("cora", Role.COUNSELLOR)):
+            await create_account(session=db, username=name, display_name=name.title(), password=PASSWORD,
+                                 role=role, mrc_id="tashkent" if role is Role.COUNSELLOR else None)
+    app = mounted(build_console(settings, sessions, lambda: kb, kb.embedder, RecordingOutbound()))
+    yield app, sessions
+    await engine.dispose()
+
+
+async def _browser(app: Any, who: str) -> Browser:
+    browser = Browser(app, ip=f"10.1.0.{len(who)}")
+    await browser.login(who, PASSWORD)
+    return browser
+
+
+def _form(page: str) -> dict[str, str]:
+    """The inputs and text areas of the translation form, as a browser would submit them."""
+    form = page.split('id="translation-form"', 1)[1].split("</form>", 1)[0]
+    fields = {m.group(1): m.group(2) for m in re.finditer(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
+    for m in re.finditer(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
+        fields[m.group(1)] = m.group(2)
+    import html
+
+    return {k: html.unescape(v) for k, v in fields.items()}
+
+
+@pytest.mark.asyncio
+async def test_editor_drafts_reviewer_sees_diff_and_publishes(console: Any) -> None:
+    app, sessions = console
+    edna = await _browser(app, "edna")
+    page = await edna.get("/console/content")
+    assert page.status_code == 200 and "change-employer" in page.text and "Drafts waiting for review" in page.text
+    ur = await edna.get("/console/content/entry/change-employer?lang=ur")
+    assert 'lang="ur" dir="rtl"' in ur.text  # the Urdu tab is written right to left
+    ru = await edna.get("/console/content/entry/change-employer?lang=ru")
+    assert "Telegram" in ru.text and "Web chat" in ru.text  # the preview
+    form = _form(ru.text)
+    assert form["scope"] == "ru"
+    # invalid: the error stands next to the field, nothing saved
+    bad = await edna.post("/console/content/entry/change-employer", {**form, "tr-ru-answer": "Коротко."})
+    assert bad.status_code == 422
+    assert re.search(r'id="tr-ru-answer".*?class="field-error"', bad.text, re.S)
+    saved = await edna.post("/console/content/entry/change-employer", {**form, "tr-ru-answer": NEW_RU})
+    assert saved.status_code == 303 and "/content/drafts/" in saved.headers["location"]
+    draft_path = saved.headers["location"].split("/console", 1)[1].split("?", 1)[0]
+    # a second editor working from the same version is refused, their text kept on the page
+    late = await edna.post("/console/content/entry/change-employer", {**form, "tr-ru-answer": NEW_RU + "Ещё.\n"})
+    assert late.status_code == 409 and "not saved over" in late.text and "Ещё." in late.text
+    # the author cannot approve their own change
+    own = await edna.get(f"/console{draft_path}")
+    assert 'id="approve"' not in own.text
+    refused = await edna.post(f"/console{draft_path}/approve", {"comment": ""})
+    assert "four eyes" in refused.headers["location"].replace("+", " ").replace("%3A", ":")
+
+    rita = await _browser(app, "rita")
+    review = await rita.get(f"/console{draft_path}")
+    assert '<ins class="diff">' in review.text and 'id="approve"' in review.text
+    done = await rita.post(f"/console{draft_path}/approve", {"comment": "checked against the law"})
+    assert done.status_code == 303
+    entry = await rita.get("/console/content/entry/change-employer?lang=ru")
+    assert "rollback-1" in entry.text  # history offers the first revision back
+    diff = await rita.get("/console/content/entry/change-employer/diff?a=1&b=2")
+    assert diff.status_code == 200 and "<del class=\"diff\">" in diff.text and "translations.ru.answer" in diff.text
+    tried = await rita.get("/console/content/entry/change-employer?lang=ru&q=можно+ли+сменить+работодателя")
+    assert 'id="rank"' in tried.text
+    async with sessions() as db:
+        actions = {(a.actor_username, a.action) for a in (await db.scalars(select(AuditEntry))).all()}
+    assert {("edna", "content_view"), ("edna", "content_draft"), ("rita", "content_approve"),
+            ("rita", "content_publish")} <= actions
+    await edna.aclose()
+    await rita.aclose()
+
+
+@pytest.mark.asyncio
+async def test_counsellor_cannot_open_content_pages(console: Any) -> None:
+    app, _ = console
+    cora = await _browser(app, "cora")
+    assert (await cora.get("/console/content")).status_code == 403
+    assert (await cora.get("/console/content/entry/change-employer")).status_code == 403
+    await cora.aclose()
+    await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_draft_an_entry_from_gap_questions_prefills_the_english_questions(console: Any) -> None:
+    app, _ = console
+    edna = await _browser(app, "edna")
+    page = await edna.get("/console/content/new", params={"id": "pension-transfer",
+                                                          "question": ["can I move my pension home", "pension abroad"]})
+    assert page.status_code == 200 and "pension-transfer" in page.text
+    assert re.search(r'name="tr-en-questions"[^>]*>can I move my pension home\npension abroad</textarea>', page.text)
+    await edna.aclose()
