@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.console import build_console
 from bot.content import import_with
+from bot.content.tables import KbDraft
 from handoff import Role, create_account
 from handoff.tables import AuditEntry
 from knowledge_base import KnowledgeBase
@@ -126,4 +127,18 @@ async def test_draft_an_entry_from_gap_questions_prefills_the_english_questions(
                                                           "question": ["can I move my pension home", "pension abroad"]})
     assert page.status_code == 200 and "pension-transfer" in page.text
     assert re.search(r'name="tr-en-questions"[^>]*>can I move my pension home\npension abroad</textarea>', page.text)
+    await edna.aclose()
+
+
+@pytest.mark.asyncio
+async def test_content_posts_need_the_console_csrf_token(console: Any) -> None:
+    app, sessions = console
+    edna = await _browser(app, "edna")
+    page = await edna.get("/console/content/entry/change-employer?lang=ru")
+    form = _form(page.text)
+    refused = await edna.post("/console/content/entry/change-employer",
+                              {**form, "tr-ru-answer": NEW_RU, "csrf_token": "forged"})
+    assert refused.status_code == 403
+    async with sessions() as db:
+        assert (await db.scalars(select(KbDraft))).all() == []  # nothing saved
     await edna.aclose()
