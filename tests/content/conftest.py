@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-# this branch's database fixtures; on main they are a plugin registered for every test directory
-with contextlib.suppress(ImportError):
-    from storage.testing import db_url, postgres_database, sqlite_template_db  # noqa: F401
 
 
 class HashEmbedder:
