@@ -22,7 +22,7 @@ from storage.scratch import (
     temporary_postgres_database,
 )
 
-__all__ = ["db_url", "postgres_database", "sqlite_template_db"]
+__all__ = ["db_url", "empty_database", "postgres_database", "sqlite_template_db"]
 
 _POSTGRES_PARAM = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
 
@@ -43,14 +43,9 @@ def postgres_database() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", _POSTGRES_PARAM])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: a fresh SQLite file, or the session's PostgreSQL database.
-
-    Indirectly parametrised: the ``postgres`` parameter carries the ``postgres`` mark, so
-    ``-m 'not postgres'`` leaves those cases out.
-    """
-    if request.param == "sqlite":
+def empty_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of ``kind`` ("sqlite" or "postgres"), outside any event loop."""
+    if kind == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template_db")
         return copy_sqlite(template, tmp_path / "hamroh.db")
     url: str = request.getfixturevalue("postgres_database")
@@ -64,6 +59,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(_reset())
     return url
+
+
+@pytest.fixture(params=["sqlite", _POSTGRES_PARAM])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a fresh SQLite file, or the session's PostgreSQL database.
+
+    Indirectly parametrised: the ``postgres`` parameter carries the ``postgres`` mark, so
+    ``-m 'not postgres'`` leaves those cases out.
+    """
+    return empty_database(request.param, request, tmp_path)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -26,10 +26,9 @@ from fastapi.testclient import TestClient
 from bot.channels.telegram import build_telegram_application, start_polling, stop_telegram
 from bot.channels.web import create_web_router
 from bot.engine import Outgoing
-from storage import create_engine
-from storage.scratch import copy_sqlite, reset_tables
 from tests.bot.telegram.fake_bot_api import TOKEN, FakeBotApi, callback_update, message_update
 from tests.bot.telegram.support import KEY_SECRET, fast_limiter
+from tests.plugins.databases import empty_database
 
 from .engines import RecordingPort, fake_telegram, fake_web, real_engine
 
@@ -173,21 +172,7 @@ _IMPLEMENTATIONS = [
 def implementation(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str | None]:
     """(channel, kind, database URL): the database is prepared here, outside the event loop."""
     channel, kind = request.param
-    if kind == "sqlite":
-        return channel, kind, copy_sqlite(request.getfixturevalue("sqlite_template_db"), tmp_path / "hamroh.db")
-    if kind == "postgres":
-        url: str = request.getfixturevalue("postgres_database")
-
-        async def _reset() -> None:
-            db = create_engine(url)
-            try:
-                await reset_tables(db)
-            finally:
-                await db.dispose()
-
-        asyncio.run(_reset())
-        return channel, kind, url
-    return channel, kind, None
+    return channel, kind, empty_database(kind, request, tmp_path) if kind != "fake" else None
 
 
 @pytest.fixture
