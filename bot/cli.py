@@ -398,7 +398,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_search(settings: Settings, args: argparse.Namespace) -> int:
     from bench.search_bench import run
 
-    return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
+    return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries,
+               rebuild=not args.reuse_index)
 
 
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
@@ -561,6 +562,8 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("--entries", type=int, default=10_000)
     bs.add_argument("--scale-vectors", type=int, default=1_000_000)
     bs.add_argument("--queries", type=int, default=500)
+    bs.add_argument("--reuse-index", action="store_true",
+                    help="load the saved index instead of rebuilding it (the build time then is not measured)")
     bs.set_defaults(func=cmd_bench_search)
     bl = bench.add_parser("load", help="web chat API under N concurrent visitors: messages/s, p50/p95 latency")
     bl.add_argument("--clients", type=int, default=50)

@@ -46,6 +46,9 @@ class IndexConfig(BaseModel):
     hnsw_m: int = Field(32, ge=4, le=128)
     hnsw_ef_construction: int = Field(80, ge=8)
     hnsw_ef_search: int = Field(96, ge=8)
+    #: how the index keeps vectors: float32 (4 bytes a dimension), float16 (2) or int8 (1). At
+    #: 10,000 entries (a million vectors) float32 alone is 1.5 GB, the whole server's budget
+    storage: Literal["float32", "float16", "int8"] = "float16"
     #: embed answers (with the passage prefix) as well as questions and titles
     embed_answers: bool = True
     #: embed each translation's short summary (when it has one) as a passage too

