@@ -20,7 +20,8 @@ __all__ = ["main", "run"]
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     from bench.search_bench import run
 
-    return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries)
+    return run(settings, entries=args.entries, scale_vectors=args.scale_vectors, queries=args.queries,
+               rebuild=not args.reuse_index)
 
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
@@ -67,6 +68,8 @@ def parser(prog: str = "hamroh bench") -> argparse.ArgumentParser:
     bs.add_argument("--entries", type=int, default=10_000)
     bs.add_argument("--scale-vectors", type=int, default=1_000_000)
     bs.add_argument("--queries", type=int, default=500)
+    bs.add_argument("--reuse-index", action="store_true",
+                    help="reuse a synthetic index built by an earlier run with the same settings")
     bs.set_defaults(func=cmd_search)
     bpu = bench.add_parser("publish", help="publish-to-served latency of one changed entry; answers during the swap")
     bpu.add_argument("--sizes", default="50,10000", help="entry counts, comma-separated (beyond the shipped "

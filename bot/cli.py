@@ -40,6 +40,7 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         export_onnx,
         onnx_path,
         parity_sentences,
+        quantize_onnx,
         run_parity,
     )
 
@@ -55,6 +56,9 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
     if args.force or not onnx_path(target).exists():
         print(f"exporting the query graph to {onnx_path(target)} for ONNX Runtime ...", flush=True)
         export_onnx(target)
+    if args.force or not onnx_path(target, int8=True).exists():
+        print(f"quantising it to int8 at {onnx_path(target, int8=True)} ...", flush=True)
+        quantize_onnx(target)
     if args.skip_parity:
         return 0
     sentences = parity_sentences(load_content(settings).entries, n=200)
@@ -201,7 +205,7 @@ def _kb_eval_holdout(settings: Settings, args: argparse.Namespace) -> int:
     kb = open_knowledge_base(settings)
     out: dict[str, Any] = {}
     if args.holdout:
-        report = holdout_questions(kb, args.holdout, seed=args.seed, grouped=args.grouped)
+        report = holdout_questions(kb, args.holdout, seed=args.seed, grouped=args.grouped, reembed=args.reembed)
         if not args.failures:
             report.pop("failures")
         out["holdout"] = report
@@ -596,6 +600,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="how the folds are dealt")
     e.add_argument("--grouped", action="store_true",
                    help="with --holdout: the n-th question of an entry leaves in every language at once")
+    e.add_argument("--reembed", action="store_true",
+                   help="with --holdout: embed each question with the configured query engine (e.g. onnx-int8) "
+                        "instead of reusing its index vector")
     e.add_argument("--json", action="store_true")
     e.add_argument("--failures", action="store_true", help="list the items that went wrong")
     e.add_argument("--covered-only", action="store_true",

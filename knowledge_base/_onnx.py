@@ -26,18 +26,22 @@ import numpy as np
 
 from ._errors import EmbedderError
 
-__all__ = ["ONNX_FILE", "OnnxQueryEngine", "export_onnx", "onnx_path", "require_graph"]
+__all__ = ["ONNX_FILE", "ONNX_INT8_FILE", "OnnxQueryEngine", "export_onnx", "onnx_path", "quantize_onnx",
+           "require_graph"]
 
 ONNX_FILE = "onnx/model.onnx"
+#: the same graph with int8 weights for the matrix products (dynamic quantisation: activations are
+#: quantised on the fly, per query), a quarter of the weights' memory
+ONNX_INT8_FILE = "onnx/model_int8.onnx"
 
 
-def onnx_path(model_dir: Path) -> Path:
-    return Path(model_dir) / ONNX_FILE
+def onnx_path(model_dir: Path, *, int8: bool = False) -> Path:
+    return Path(model_dir) / (ONNX_INT8_FILE if int8 else ONNX_FILE)
 
 
-def require_graph(model_dir: Path) -> Path:
+def require_graph(model_dir: Path, *, int8: bool = False) -> Path:
     """The exported graph's path, or an error that says how to make it."""
-    path = onnx_path(model_dir)
+    path = onnx_path(model_dir, int8=int8)
     if not path.exists():
         raise EmbedderError(f"no ONNX graph at {path}: run 'hamroh model install' "
                             "(or set model.query_engine: torch in config.yml)")
@@ -104,6 +108,30 @@ def export_onnx(model_dir: Path) -> Path:
     return target
 
 
+def quantize_onnx(model_dir: Path) -> Path:
+    """Write the int8 query graph beside the fp32 one (ONNX Runtime dynamic quantisation), atomically.
+
+    The MatMul weights and the token embedding table are quantised (per channel); layer norms and
+    pooling stay fp32. The table is most of the model (250,000 tokens x 384): with it the graph is
+    113 MB instead of 470 MB, and the vectors stay as close to the fp32 ones (measured on 400 of the
+    knowledge base's questions: mean cosine 0.9975 either way).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = require_graph(model_dir)
+    target = onnx_path(model_dir, int8=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        quantize_dynamic(str(source), tmp, op_types_to_quantize=["MatMul", "Gather"], per_channel=True,
+                         weight_type=QuantType.QInt8)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 class OnnxQueryEngine:
     """Texts to normalised vectors with ONNX Runtime; loaded on first use, callable from any thread.
 
@@ -112,8 +140,9 @@ class OnnxQueryEngine:
     itself.
     """
 
-    def __init__(self, model_dir: Path, *, prefix: str = "query: ", threads: int = 0) -> None:
+    def __init__(self, model_dir: Path, *, prefix: str = "query: ", threads: int = 0, int8: bool = False) -> None:
         self._dir = Path(model_dir)
+        self._int8 = int8
         self._prefix = prefix
         self._threads = threads
         self._lock = threading.Lock()
@@ -127,7 +156,7 @@ class OnnxQueryEngine:
                     import onnxruntime as ort
                     from tokenizers import Tokenizer
 
-                    path = require_graph(self._dir)
+                    path = require_graph(self._dir, int8=self._int8)
                     max_len = int(json.loads((self._dir / "sentence_bert_config.json").read_text())
                                   .get("max_seq_length", 512))
                     tokenizer = Tokenizer.from_file(str(self._dir / "tokenizer.json"))

@@ -314,30 +314,35 @@ def char_ngrams(text: str, lo: int = 3, hi: int = 5) -> list[str]:
 class _CharIndex:
     """TF-IDF over character n-grams (sublinear tf, l2-normalised), cosine by one sparse product."""
 
-    def __init__(self, docs: Sequence[Sequence[str]]) -> None:
+    def __init__(self, docs: Iterable[Sequence[str]]) -> None:
+        # one document's n-grams at a time, postings gathered in typed arrays: all the n-gram strings
+        # at once, or lists of Python ints and floats (~100 bytes a posting), peak at gigabytes for
+        # 10,000 entries, and the allocator keeps most of it after they are freed
         vocab: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
+        rows_parts: list[np.ndarray] = []
+        cols_parts: list[np.ndarray] = []
+        vals_parts: list[np.ndarray] = []
+        n_docs = 0
         for d, grams in enumerate(docs):
-            counts: dict[int, int] = {}
-            for g in grams:
-                j = vocab.setdefault(g, len(vocab))
-                counts[j] = counts.get(j, 0) + 1
-            for j, c in counts.items():
-                rows.append(d)
-                cols.append(j)
-                vals.append(1.0 + math.log(c))
-        n_docs = max(1, len(docs))
-        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), max(1, len(vocab))), dtype=np.float32)
-        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=max(1, len(vocab)))
-        self.idf = (np.log((1 + n_docs) / (1 + df)) + 1.0).astype(np.float32)
+            n_docs += 1
+            ids = np.fromiter((vocab.setdefault(g, len(vocab)) for g in grams), dtype=np.int32, count=len(grams))
+            uniq, counts = np.unique(ids, return_counts=True)
+            rows_parts.append(np.full(len(uniq), d, dtype=np.int32))
+            cols_parts.append(uniq.astype(np.int32, copy=False))
+            vals_parts.append((1.0 + np.log(counts)).astype(np.float32))
+        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int32)
+        cols = np.concatenate(cols_parts) if cols_parts else np.zeros(0, np.int32)
+        vals = np.concatenate(vals_parts) if vals_parts else np.zeros(0, np.float32)
+        del rows_parts, cols_parts, vals_parts
+        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(n_docs, max(1, len(vocab))), dtype=np.float32)
+        df = np.bincount(cols, minlength=max(1, len(vocab)))
+        self.idf = (np.log((1 + max(1, n_docs)) / (1 + df)) + 1.0).astype(np.float32)
         matrix = matrix.multiply(self.idf[None, :]).tocsr()
         norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         # only the postings (n-gram -> documents) are kept: a query touches few n-grams
         self.matrix_t = sparse.csr_matrix(matrix.multiply(1.0 / norms[:, None]), dtype=np.float32).T.tocsr()
-        self.n_docs = len(docs)
+        self.n_docs = n_docs
         self.vocab = vocab
 
     def scores(self, text: str) -> np.ndarray:
@@ -435,7 +440,7 @@ class KnowledgeBase:
         ids = [[vocab.setdefault(tok, len(vocab)) for tok in doc] for doc in corpus]
         self._vocab = vocab
         self._bm25.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-        self._char = _CharIndex([char_ngrams(" ".join(d.texts)) for d in docs])
+        self._char = _CharIndex(char_ngrams(" ".join(d.texts)) for d in docs)
         # answerability: what each entry says in any language (titles, kept questions, summaries,
         # answers), as sorted arrays of token ids (a set of strings per entry would cost hundreds of
         # MB at 10,000 entries), and how rare each token is across entries
@@ -536,7 +541,8 @@ class KnowledgeBase:
         cache.save()
         vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dim), np.float32)
         index = FaissIndex.build(vectors, approximate_above=config.approximate_above, hnsw_m=config.hnsw_m,
-                                 ef_construction=config.hnsw_ef_construction, ef_search=config.hnsw_ef_search)
+                                 ef_construction=config.hnsw_ef_construction, ef_search=config.hnsw_ef_search,
+                                 storage=config.storage)
         manifest = IndexManifest(model_id=embedder.model_id, dim=int(vectors.shape[1]),
                                  content_hash=content_hash(entries), vectors=int(vectors.shape[0]),
                                  kind=index.kind, built_at=time.time(),
@@ -562,6 +568,9 @@ class KnowledgeBase:
                 # the same order: compare entry, language and kind only
                 if [list(r)[:3] for r in stored] != [[r.entry, r.lang, r.kind] for r in expected_rows]:
                     raise IndexMismatch("the index holds other texts than the configuration asks for")
+                if index.storage != index_config.storage:
+                    raise IndexMismatch(f"the index keeps {index.storage} vectors, index.storage asks for "
+                                        f"{index_config.storage}")
                 rows = expected_rows
                 return cls(entries, embedder, index, rows, search_config, manifest=manifest, cache_dir=directory,
                            **kwargs)

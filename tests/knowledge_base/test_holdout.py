@@ -100,7 +100,7 @@ def test_a_held_out_question_is_gone_from_every_channel() -> None:
     before = kb.channels(text, vectors[row])
     after = masked.channels(text, vectors[row])
     entry = kb.rows[row].entry
-    assert before[0][entry] == pytest.approx(1.0, abs=1e-5)
+    assert before[0][entry] == pytest.approx(1.0, abs=1e-3)  # float16 storage: within 0.001
     assert after[0].get(entry, 0.0) < 0.999
     assert all(text not in " ".join(d.texts) for d in masked._docs if d.entry == entry)
 

@@ -37,6 +37,27 @@ def test_save_switches_atomically_and_load_checks_the_manifest(tmp_path: Path) -
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("storage", ["float16", "int8"])
+@pytest.mark.parametrize("above", [10_000, 100])
+def test_smaller_vectors_find_the_same_neighbours_and_survive_a_reload(tmp_path: Path, storage: str,
+                                                                       above: int) -> None:
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(600, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    exact_scores, exact = FaissIndex.build(vecs).search(vecs[:20], 5)
+    small = FaissIndex.build(vecs, storage=storage, approximate_above=above)
+    assert small.storage == storage and small.kind == ("flat" if above > 600 else "hnsw")
+    small.save(tmp_path, IndexManifest("m", 32, "h", 600, small.kind, time.time(), 0.0))
+    loaded, _, _ = FaissIndex.load(tmp_path, expect_model="m", expect_dim=32, expect_hash="h")
+    scores, ids = loaded.search(vecs[:20], 5)
+    assert loaded.storage == storage
+    assert (ids[:, 0] == exact[:, 0]).all()
+    assert np.abs(scores - exact_scores).max() < (0.002 if storage == "float16" else 0.03)
+    with pytest.raises(ValueError, match=r"index\.storage"):
+        FaissIndex.build(vecs, storage="int4")
+
+
+@pytest.mark.unit
 def test_hnsw_above_the_threshold_finds_the_exact_neighbours(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(3000, 16)).astype(np.float32)

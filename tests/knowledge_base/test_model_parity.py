@@ -56,3 +56,25 @@ def test_missing_onnx_graph_is_reported_at_start_with_the_fix(tmp_path) -> None:
     shutil.copytree(MODEL_DIR, copy, ignore=shutil.ignore_patterns("onnx", "*.safetensors"))
     with pytest.raises(EmbedderError, match="hamroh model install"):
         create_embedder(ModelConfig(dir=copy))
+
+
+def test_int8_query_graph_stays_close_to_the_fp32_vectors(repo_root, tmp_path) -> None:
+    # The int8 graph is an option (model.query_engine: onnx-int8): its vectors must stay close enough
+    # to the fp32 index that the calibrated thresholds keep their meaning, and it must be made from
+    # the fp32 graph by the same code `hamroh model install` runs.
+    import shutil
+
+    import numpy as np
+
+    from knowledge_base import OnnxQueryEngine, onnx_path, quantize_onnx
+    from tests.conftest import MODEL_DIR
+
+    copy = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, copy, ignore=shutil.ignore_patterns("*.safetensors", "model_int8.onnx"))
+    quantize_onnx(copy)
+    assert onnx_path(copy, int8=True).stat().st_size < onnx_path(copy).stat().st_size / 3
+    texts = [t for _, t in parity_sentences(load_entries(repo_root / "knowledge_base/content").entries, n=60)]
+    fp32 = OnnxQueryEngine(copy)(texts)
+    int8 = OnnxQueryEngine(copy, int8=True)(texts)
+    cos = np.sum(fp32 * int8, axis=1)
+    assert cos.mean() >= 0.99 and cos.min() >= 0.97, [texts[i][:40] for i in np.argsort(cos)[:3]]
