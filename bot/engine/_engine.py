@@ -56,6 +56,7 @@ from ._policy import (
     TicketView,
     Turn,
     TurnAnalysis,
+    country_code,
     language_buttons,
     typed_command,
     words,
@@ -184,9 +185,7 @@ class ConversationEngine:
                 return await asyncio.to_thread(self._analyse, fresh, kept.text, False), None
         question = view.state.waiting_question
         if not first and data.startswith("country:origin:") and question:
-            code = data.rsplit(":", 1)[1]
-            origin = code if len(code) == 2 and code.isalpha() and code.isupper() and code != "ZZ" else None
-            profile = _search_profile(origin, view.destination)
+            profile = _search_profile(country_code(data.rsplit(":", 1)[1]), view.destination)
             return None, await asyncio.to_thread(self._search, question, view.current_lang or view.lang, profile)
         return None, None
 
@@ -223,14 +222,16 @@ class ConversationEngine:
                 # SQLite keeps old copies of erased rows in its write-ahead log until a checkpoint
                 await checkpoint_after_erasure(session.bind)
             return [Outgoing(None, message.user_key, message.channel, address, r) for r in decision.replies]
-        await self._carry_out(session, user, turn, decision)
+        ticket_id = await self._carry_out(session, user, turn, decision)
         user.state = state.dump()
-        return await self._commit_replies(session, user, message.channel, message.message_id, decision, now)
+        return await self._commit_replies(session, user, message.channel, message.message_id, decision, now,
+                                          ticket_id)
 
     async def _commit_replies(self, session: AsyncSession, user: BotUser, channel: str, ref: str,
-                              decision: Decision, now: dt.datetime) -> list[Outgoing]:
+                              decision: Decision, now: dt.datetime, ticket_id: int | None) -> list[Outgoing]:
         """Mirror, store and commit the replies; then the crisis alert, if the turn opened a crisis."""
-        await self._mirror_to_ticket(session, user, decision.replies, now)
+        if ticket_id is not None:
+            await self._mirror_to_ticket(session, ticket_id, decision.replies, now)
         ids = await repo.store_replies(session=session, user_key=user.user_key, channel=channel, ref=ref,
                                        replies=decision.replies, now=now)
         await session.commit()
@@ -249,9 +250,11 @@ class ConversationEngine:
             return None
         return TicketView(int(ticket.id), ticket.priority == int(Priority.CRISIS), ticket.crisis_kind)
 
-    async def _carry_out(self, session: AsyncSession, user: BotUser, turn: Turn, decision: Decision) -> None:
-        """The policy's actions, in order, in this transaction."""
+    async def _carry_out(self, session: AsyncSession, user: BotUser, turn: Turn, decision: Decision) -> int | None:
+        """The policy's actions, in order, in this transaction; the person's open ticket after them
+        (the one the turn started with, one it opened, or none once closed), for the mirror."""
         now = turn.now
+        open_id = turn.ticket.id if turn.ticket is not None else None
         for action in decision.actions:
             if isinstance(action, OpenTicket):
                 await session.flush()
@@ -262,7 +265,7 @@ class ConversationEngine:
                                                      limit=TRANSCRIPT_LINES),
                     profile={"origin": user.origin, "destination": user.destination, "stage": user.stage},
                     crisis_kind=action.crisis_kind, question_text=action.question, now=now)
-                user.notified_ticket_id = ticket.id
+                user.notified_ticket_id = open_id = int(ticket.id)
                 for reply in decision.replies:
                     if reply.extra.get("ticket") == "open":
                         reply.extra["ticket_id"] = str(ticket.id)
@@ -274,20 +277,18 @@ class ConversationEngine:
                                               client_key=action.client_key)
             elif isinstance(action, CloseTicket):
                 await close_by_user(session=session, user_key=user.user_key, reason=action.reason, now=now)
+                open_id = None
+        return open_id
 
-    async def _mirror_to_ticket(self, session: AsyncSession, user: BotUser, replies: Sequence[Reply],
+    @staticmethod
+    async def _mirror_to_ticket(session: AsyncSession, ticket_id: int, replies: Sequence[Reply],
                                 now: dt.datetime) -> None:
         """The counsellor sees both sides: what the bot told the person while a ticket is open
         (the crisis reply included) goes into the ticket's transcript."""
-        if not replies or user.notified_ticket_id is None:
-            return
-        ticket = await active_ticket_for_user(session=session, user_key=user.user_key)
-        if ticket is None:
-            return
         for reply in replies:
             if reply.kind in ("counsellor", "consent"):
                 continue
-            await append_user_message(session=session, ticket_id=ticket.id, text=reply.text, author=Author.BOT,
+            await append_user_message(session=session, ticket_id=ticket_id, text=reply.text, author=Author.BOT,
                                       now=now)
 
     # ------------------------------------------------------------------ OutboxPort (delegated)
@@ -464,6 +465,7 @@ class ConversationEngine:
                                         channel_message_id=message.message_id, direction="in",
                                         kind="consent", text=None, lang=lang, created_at=now))
         decision = Decision([self.policy.welcome(lang)])
+        ticket_id: int | None = None
         kept = self._pending.pop(message.user_key)
         if kept is not None and analysis is not None:
             # the question sent before consent is answered now, never dropped
@@ -475,12 +477,13 @@ class ConversationEngine:
             await session.flush()
             turn = Turn(message, user, state, now, analysis)
             answered = self.policy.answer_kept_question(turn, self._kb(), kept.text, ref)
-            await self._carry_out(session, user, turn, answered)
+            ticket_id = await self._carry_out(session, user, turn, answered)
             decision.replies += answered.replies
             decision.actions += answered.actions
             user.state = state.dump()
         try:
-            return await self._commit_replies(session, user, message.channel, message.message_id, decision, now)
+            return await self._commit_replies(session, user, message.channel, message.message_id, decision, now,
+                                              ticket_id)
         except IntegrityError:
             await session.rollback()
             return []
@@ -505,10 +508,11 @@ class ConversationEngine:
             kind="text", text=message.text, lang=lang, created_at=now)])
         turn = Turn(message, user, state, now, analysis)
         decision = self.policy.crisis_first(turn, (message.text or "").strip())
-        await self._carry_out(session, user, turn, decision)
+        ticket_id = await self._carry_out(session, user, turn, decision)
         user.state = state.dump()
         try:
-            return await self._commit_replies(session, user, message.channel, message.message_id, decision, now)
+            return await self._commit_replies(session, user, message.channel, message.message_id, decision, now,
+                                              ticket_id)
         except IntegrityError:
             await session.rollback()
             return []

@@ -31,8 +31,21 @@ from ._state import ConversationState
 from ._types import Button, IncomingMessage, Reply
 
 __all__ = [
-    "MENU_GROUPS", "AppendToTicket", "CloseTicket", "Decision", "DialoguePolicy", "EngineOptions",
-    "Erase", "OpenTicket", "Person", "PersonRecord", "TicketView", "Turn", "TurnAnalysis", "language_buttons",
+    "MENU_GROUPS",
+    "AppendToTicket",
+    "CloseTicket",
+    "Decision",
+    "DialoguePolicy",
+    "EngineOptions",
+    "Erase",
+    "OpenTicket",
+    "Person",
+    "PersonRecord",
+    "TicketView",
+    "Turn",
+    "TurnAnalysis",
+    "country_code",
+    "language_buttons",
     "typed_command",
 ]
 
@@ -261,6 +274,11 @@ def typed_command(message: IncomingMessage) -> IncomingMessage:
     return replace(message, text=None, command=word) if word in _COMMANDS else message
 
 
+def country_code(payload: str) -> str | None:
+    """The ISO country code of a country button's payload end ("UZ"); None for "other" ("ZZ") or junk."""
+    return payload if len(payload) == 2 and payload.isalpha() and payload.isupper() and payload != "ZZ" else None
+
+
 def _profile_of(person: PersonRecord) -> Profile:
     """The menu lists what is written for the person's citizenship and destination (not by stage:
     someone planning to leave reads about patents too)."""
@@ -476,7 +494,7 @@ class DialoguePolicy:
         """A country button: where the person is now (crisis numbers) or their citizenship."""
         person, state = turn.person, turn.state
         slot, _, code = data.rpartition(":")
-        code = code if len(code) == 2 and code.isalpha() and code.isupper() and code != "ZZ" else ""
+        code = country_code(code) or ""
         waiting, question = state.waiting, state.waiting_question
         state.waiting = state.waiting_question = None
         if slot == "origin":
