@@ -11,9 +11,7 @@ renamed route, a lost mount prefix, a hand-built path) fails here, not in a coun
 
 from __future__ import annotations
 
-import html
 import re
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,7 +25,6 @@ from sqlalchemy import select
 
 import bot.console
 from bot.console import build_console, console_settings
-from bot.content import import_with
 from handoff import (
     Actor,
     MediaFile,
@@ -37,18 +34,15 @@ from handoff import (
     add_note,
     append_user_message,
     claim,
-    create_account,
     open_ticket,
     record_reply,
     transfer,
 )
 from handoff.tables import Counsellor
 from knowledge_base import KnowledgeBase
-from storage import create_engine, session_factory
+from tests.content.console_support import PASSWORD, content_database, translation_form
 from tests.handoff.handoff_support import Browser, RecordingOutbound
 
-CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"
-PASSWORD = "correct horse battery"
 PROXY = "/hamroh"  # the prefix a reverse proxy serves the app under
 CONSOLE = f"{PROXY}/console"
 
@@ -93,18 +87,9 @@ def _targets(page: str) -> Iterator[tuple[str, str, str]]:
 @pytest_asyncio.fixture
 async def console(db_url: str, settings: Any, kb: KnowledgeBase, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    engine = create_engine(db_url)
-    sessions = session_factory(engine)
-    src = tmp_path / "content"
-    src.mkdir()
-    for name in ("change-employer", "death-abroad"):
-        shutil.copy(CONTENT / f"{name}.yml", src / f"{name}.yml")
-    await import_with(sessions, settings, src, kb.embedder)
-    async with sessions() as db, db.begin():
-        for name, role in (("sam", Role.SUPERVISOR), ("ada", Role.ADMIN), ("edna", Role.EDITOR),
-                           ("rita", Role.REVIEWER)):
-            await create_account(session=db, username=name, display_name=name.title(), password=PASSWORD,
-                                 role=role, mrc_id=None)
+    accounts = [(name, role, None) for name, role in (("sam", Role.SUPERVISOR), ("ada", Role.ADMIN),
+                                                      ("edna", Role.EDITOR), ("rita", Role.REVIEWER))]
+    engine, sessions = await content_database(db_url, settings, kb, tmp_path, accounts)
     monkeypatch.setattr(bot.console, "media_source", lambda _settings: _Media())
     parent = FastAPI()
     parent.mount("/console", build_console(settings, sessions, lambda: kb, kb.embedder, RecordingOutbound()))
@@ -132,21 +117,13 @@ async def _seed_tickets(sessions: Any, console_settings: Any) -> None:
                        note="works in Erbil")
 
 
-def _translation_form(page: str) -> dict[str, str]:
-    form = page.split('id="translation-form"', 1)[1].split("</form>", 1)[0]
-    fields = {m.group(1): m.group(2) for m in re.finditer(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
-    for m in re.finditer(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
-        fields[m.group(1)] = m.group(2)
-    return {k: html.unescape(v) for k, v in fields.items()}
-
-
 async def _seed_content(app: FastAPI) -> None:
     """A published second revision (history: rollback, diff) and a draft waiting for review."""
     edna, rita = await _browser(app, "edna"), await _browser(app, "rita")
     path = f"{CONSOLE}/content/entry/change-employer"
     for text in ("Первая правка ответа: сохраните договор и квитанции об оплате патента.\n",
                  "Вторая правка ответа: сохраните договор, квитанции и расчётный лист.\n"):
-        form = _translation_form((await edna.get(f"{path}?lang=ru")).text)
+        form = translation_form((await edna.get(f"{path}?lang=ru")).text)
         saved = await edna.post(path, {**form, "tr-ru-answer": text})
         assert saved.status_code == 303, saved.text
         draft = saved.headers["location"].split("?", 1)[0]
