@@ -25,7 +25,7 @@ from handoff._alerts import crisis_alert_text, notify_pending_crises
 from handoff._audit import audit, list_audit
 from handoff._clustering import cluster_embeddings
 from handoff._console import create_console_app
-from handoff._console_kit import csrf_guard, signed_in
+from handoff._console_kit import csrf_guard, page_context, redirect, signed_in
 from handoff._enums import AuditAction, Author, DeliveryStatus, Priority, Reason, Role, Status
 from handoff._errors import (
     AccountError,
@@ -159,10 +159,12 @@ __all__ = [
     "next_opening",
     "notify_pending_crises",
     "open_ticket",
+    "page_context",
     "purge_closed_before",
     "purge_handoff",
     "queue_stats",
     "record_reply",
+    "redirect",
     "release",
     "release_idle_claims",
     "reply",

@@ -13,22 +13,31 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handoff._console_tickets import router as ticket_routes
 from handoff._enums import Status
 from handoff._ports import Notifier
 from handoff._settings import ConsoleSettings
 from handoff.tables import Ticket
 from storage import utcnow
 
-__all__ = ["crisis_alert_text", "notify_pending_crises"]
+__all__ = ["crisis_alert_text", "notify_pending_crises", "ticket_link"]
 
 log = logging.getLogger(__name__)
+
+
+def ticket_link(settings: ConsoleSettings, ticket_id: int) -> str:
+    """The ticket's page as an absolute URL, for a message outside the console (no request to ask):
+    ``public_url`` is where the console is served (``https://mrc.example/console``), the rest is the
+    console's route called ``ticket``."""
+    path = str(ticket_routes.url_path_for("ticket", ticket_id=ticket_id))
+    return (settings.public_url or "").rstrip("/") + path
 
 
 def crisis_alert_text(ticket: Ticket, settings: ConsoleSettings) -> str:
     mrc = settings.mrc(ticket.mrc_id)
     where = mrc.name if mrc else ticket.mrc_id
     kind = f" — {ticket.crisis_kind}" if ticket.crisis_kind else ""
-    link = f"\n{settings.public_url.rstrip('/')}/tickets/{ticket.id}" if settings.public_url else ""
+    link = f"\n{ticket_link(settings, ticket.id)}" if settings.public_url else ""
     return f"🚨 Crisis ticket #{ticket.id} — {where} — language {ticket.lang}{kind}. Open the console now.{link}"
 
 

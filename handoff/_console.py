@@ -126,10 +126,8 @@ def create_console_app(
     rules = {"login_address": settings.login_per_address, "login_account": settings.login_per_account}
     if limiter is None:
         limiter = RateLimiter.from_uri("memory://", rules, key_secret=settings.session_secret.get_secret_value())
-    versions = static_versions()
     env = build_templates(
         {
-            "asset": lambda name: f"{name}?v={versions[name]}",
             "now": utcnow,
             "Reason": Reason,
             "Priority": Priority,
@@ -158,6 +156,7 @@ def create_console_app(
         notifier=notifier or NullNotifier(),
         env=env,
         limiter=limiter,
+        asset_versions=static_versions(),
     )
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     _install_error_pages(app)

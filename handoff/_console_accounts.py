@@ -28,7 +28,7 @@ async def accounts_page(request: Request, ctx: Ctx, db: Db, me: Me, error: str =
     return render(request, "accounts.html", accounts=accounts, error=error, mrcs=mrcs_in_scope(ctx, me))
 
 
-@router.post("/accounts")
+@router.post("/accounts", name="account_add")
 async def add_account(request: Request, ctx: Ctx, db: Db, me: Me, username: Text = "", display_name: Text = "",
                       password: Text = "", role: Text = "", mrc_id: Text = "") -> Response:
     require(can_manage_accounts(me))
@@ -58,7 +58,7 @@ async def add_account(request: Request, ctx: Ctx, db: Db, me: Me, username: Text
     return redirect(request, "accounts", notice="account_added")
 
 
-@router.post("/accounts/{account_id}/disable")
+@router.post("/accounts/{account_id}/disable", name="account_disable")
 async def disable(request: Request, db: Db, account_id: int, me: Me) -> Response:
     require(can_manage_accounts(me))
     account = await manageable_account(session=db, actor=me, account_id=account_id)
@@ -68,7 +68,7 @@ async def disable(request: Request, db: Db, account_id: int, me: Me) -> Response
     return redirect(request, "accounts", notice="account_disabled")
 
 
-@router.post("/accounts/{account_id}/enable")
+@router.post("/accounts/{account_id}/enable", name="account_enable")
 async def enable(request: Request, db: Db, account_id: int, me: Me) -> Response:
     require(can_manage_accounts(me))
     account = await manageable_account(session=db, actor=me, account_id=account_id)

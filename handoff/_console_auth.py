@@ -18,7 +18,17 @@ from handoff._auth import (
     end_session,
     login_csrf_token,
 )
-from handoff._console_kit import Ctx, Db, clip, console_context, cookie_path, redirect, render, signed_in
+from handoff._console_kit import (
+    Ctx,
+    Db,
+    clip,
+    console_context,
+    console_url,
+    cookie_path,
+    redirect,
+    render,
+    signed_in,
+)
 from handoff._errors import LoginThrottled
 from handoff._web import DEVICE_COOKIE, LOGIN_NONCE_COOKIE, SESSION_COOKIE, safe_next
 
@@ -68,8 +78,8 @@ async def login_form(request: Request) -> Response:
 
 
 def _signed_in_response(request: Request, ctx: Ctx, username: str, token: str, next_path: str) -> Response:
-    response = RedirectResponse(safe_next(str(request.scope.get("root_path", "")).rstrip("/"), next_path),
-                                status_code=303)
+    home = console_url(request, "queue").rstrip("/")
+    response = RedirectResponse(safe_next(home, next_path), status_code=303)
     cookie = {"path": cookie_path(request), "httponly": True, "secure": _secure(request)}
     response.set_cookie(SESSION_COOKIE, token, samesite="lax", **cookie)  # type: ignore[arg-type]
     if device_id_from_cookie(ctx.secret, username, request.cookies.get(DEVICE_COOKIE)) is None:
@@ -84,7 +94,7 @@ def _signed_in_response(request: Request, ctx: Ctx, username: str, token: str, n
     return response
 
 
-@router.post("/login")
+@router.post("/login", name="login_submit")
 async def login(
     request: Request,
     ctx: Ctx,
@@ -124,7 +134,7 @@ async def login(
     return _signed_in_response(request, ctx, username, token, clip(next_path, 500))
 
 
-@router.post("/logout")
+@router.post("/logout", name="logout")
 async def logout(request: Request, db: Db, who: Annotated[SignedIn, Depends(signed_in)]) -> Response:
     await end_session(session=db, token=request.cookies.get(SESSION_COOKIE), actor=who.actor)
     response = redirect(request, "login")

@@ -4,20 +4,25 @@ The dependencies are FastAPI's (``Annotated[..., Depends(...)]``): :data:`Db` is
 database session, committed when the route returns without an error and rolled back when it raises
 (so a refusal changes nothing); :data:`Me` is the signed-in account, resolved on the server;
 :func:`csrf_guard` runs before every route of the console's routers.
+
+Every console URL comes from the route table (``url_for`` in templates, :func:`redirect` in routes),
+never from a string: the console works wherever it is mounted (``/console`` in ``bot``) and behind a
+proxy that serves it under a prefix (uvicorn's ``--root-path``), and a renamed route fails loudly.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import NoMatchFound
 
 from handoff._auth import SignedIn, load_session, verify_login_csrf
 from handoff._errors import NotAllowed
@@ -37,9 +42,11 @@ __all__ = [
     "NotSignedIn",
     "clip",
     "console_context",
+    "console_url",
     "cookie_path",
     "csrf_guard",
     "mrcs_in_scope",
+    "page_context",
     "redirect",
     "render",
     "require",
@@ -82,6 +89,8 @@ class ConsoleContext:
     notifier: Notifier
     env: jinja2.Environment
     limiter: RateLimiter
+    #: each static file's content hash (``static_url`` appends it: a new file is a new URL)
+    asset_versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def secret(self) -> str:
@@ -130,20 +139,57 @@ def mrcs_in_scope(ctx: ConsoleContext, me: Actor) -> list[MrcSettings]:
     return [m for m in ctx.settings.mrcs if in_scope(me, m.id)]
 
 
-def _url(request: Request, name: str, **path_params: Any) -> str:
-    """A console path by route name (``/console/tickets/7``), wherever the console is mounted."""
-    return request.url_for(name, **path_params).path
+def console_url(request: Request, name: str, **path_params: Any) -> str:
+    """A console path by route name (``/console/tickets/7``), wherever the console is mounted.
+
+    Looked up in the console's own routes, then put under the request's ``root_path`` (the mount
+    and any proxy prefix): Starlette's ``request.url_for`` searches the outermost app's routes first,
+    where a route of the parent with the same name (``login``, ``static``) would win. The path only,
+    no scheme or host: behind a proxy the Host header may be an internal one.
+    """
+    quoted = {key: quote(value, safe="/" if key == "path" else "") if isinstance(value, str) else value
+              for key, value in path_params.items()}  # an entry id typed into a form is text
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    return root + str(request.app.url_path_for(name, **quoted))
+
+
+def _has_route(request: Request, name: str) -> bool:
+    """Whether the console serves a route of that name: the content pages are ``bot``'s, included
+    into the console there (a console built by ``handoff`` alone has none)."""
+    try:
+        request.app.url_path_for(name)
+    except NoMatchFound:
+        return False
+    return True
+
+
+def _static_url(request: Request, name: str) -> str:
+    versions = console_context(request).asset_versions
+    path = console_url(request, "static", path=name)
+    return f"{path}?v={versions[name]}" if name in versions else path
+
+
+def page_context(request: Request) -> dict[str, Any]:
+    """What every console page is rendered with, the content editor's pages too: links by route
+    name (``url_for``, ``static_url``, ``has_route``), the signed-in account and its CSRF token, the settings."""
+    ctx = console_context(request)
+    signed: SignedIn | None = getattr(request.state, "signed_in", None)
+    return {
+        "url_for": lambda name, **params: console_url(request, name, **params),
+        "static_url": lambda name: _static_url(request, name),
+        "has_route": lambda name: _has_route(request, name),
+        # the console's root for console.js (its fragments and event stream hang below it)
+        "base": console_url(request, "queue").rstrip("/"),
+        "me": signed.actor if signed else None,
+        "csrf": signed.session.csrf_token if signed else "",
+        "settings": ctx.settings,
+    }
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     ctx = console_context(request)
-    signed: SignedIn | None = getattr(request.state, "signed_in", None)
     page = ctx.env.get_template(template).render(
-        base=str(request.scope.get("root_path", "")).rstrip("/"),
-        url_for=lambda name, **params: _url(request, name, **params),
-        me=signed.actor if signed else None,
-        csrf=signed.session.csrf_token if signed else "",
-        settings=ctx.settings,
+        **page_context(request),
         notice=NOTICES.get(request.query_params.get("notice", ""), ""),
         **context,
     )
@@ -153,7 +199,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 def redirect(request: Request, name: str, path_params: dict[str, Any] | None = None, **query: Any) -> RedirectResponse:
     """303 to the route called ``name``; ``query`` becomes the query string (empty values dropped)."""
     encoded = urlencode({k: v for k, v in query.items() if v not in (None, "")})
-    return RedirectResponse(_url(request, name, **(path_params or {})) + (f"?{encoded}" if encoded else ""),
+    return RedirectResponse(console_url(request, name, **(path_params or {})) + (f"?{encoded}" if encoded else ""),
                             status_code=303)
 
 

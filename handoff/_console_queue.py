@@ -64,14 +64,14 @@ async def queue_page(request: Request, ctx: Ctx, db: Db, me: Me) -> Response:
                   mrcs=mrcs_in_scope(ctx, me), query=request.url.query)
 
 
-@router.get("/queue/rows")
+@router.get("/queue/rows", name="queue_rows")
 async def queue_rows(request: Request, db: Db, me: Me) -> Response:
     require(can_work_queue(me))
     tickets = await list_queue(session=db, actor=me, filters=_queue_filter(request, me))
     return render(request, "_rows.html", tickets=tickets)
 
 
-@router.get("/alerts")
+@router.get("/alerts", name="alerts")
 async def alerts(db: Db, me: Me) -> Response:
     require(can_work_queue(me))
     counts = await alert_counts(session=db, actor=me)
@@ -79,7 +79,7 @@ async def alerts(db: Db, me: Me) -> Response:
                          "mine": counts.mine})
 
 
-@router.get("/events")
+@router.get("/events", name="events")
 async def events(request: Request, ctx: Ctx, me: Me, ticket: str = "", seconds: str = "") -> Response:
     """Server-sent events: the queue, a crisis and a ticket's transcript change, pushed.
 
@@ -118,7 +118,7 @@ async def events(request: Request, ctx: Ctx, me: Me, ticket: str = "", seconds: 
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.post("/claim-next")
+@router.post("/claim-next", name="claim_next")
 async def claim_next_ticket(
     request: Request,
     db: Db,

@@ -48,7 +48,7 @@ async def stats_page(request: Request, ctx: Ctx, db: Db, me: Me, days: str = "30
                   scope=scope, mrcs=mrcs_in_scope(ctx, me), semantic=embedder is not None)
 
 
-@router.get("/stats.csv")
+@router.get("/stats.csv", name="stats_csv")
 async def stats_export(ctx: Ctx, db: Db, me: Me, days: str = "30", mrc: str = "") -> Response:
     require(can_view_stats(me))
     span, scope = _days(days), _stats_scope(ctx.settings, me, mrc)

@@ -80,7 +80,7 @@ async def ticket_page(request: Request, ctx: Ctx, db: Db, ticket_id: int, me: Me
     )
 
 
-@router.get("/tickets/{ticket_id}/answers")
+@router.get("/tickets/{ticket_id}/answers", name="ticket_answers")
 async def answers_fragment(request: Request, ctx: Ctx, db: Db, ticket_id: int, me: Me, q: str = "") -> Response:
     ticket = await get_ticket(session=db, ticket_id=ticket_id, actor=me)
     await db.commit()
@@ -89,25 +89,25 @@ async def answers_fragment(request: Request, ctx: Ctx, db: Db, ticket_id: int, m
     return render(request, "_answers.html", ticket=ticket, answers=found, query=query)
 
 
-@router.get("/tickets/{ticket_id}/export")
+@router.get("/tickets/{ticket_id}/export", name="ticket_export")
 async def export(db: Db, ticket_id: int, me: Me) -> Response:
     text = await export_transcript(session=db, ticket_id=ticket_id, actor=me)
     return PlainTextResponse(text, headers={"Content-Disposition": f'attachment; filename="ticket-{ticket_id}.txt"'})
 
 
-@router.post("/tickets/{ticket_id}/claim")
+@router.post("/tickets/{ticket_id}/claim", name="ticket_claim")
 async def claim_ticket(request: Request, db: Db, ticket_id: int, me: Me) -> Response:
     await claim(session=db, ticket_id=ticket_id, actor=me)
     return _back(request, ticket_id, "claimed")
 
 
-@router.post("/tickets/{ticket_id}/release")
+@router.post("/tickets/{ticket_id}/release", name="ticket_release")
 async def release_ticket(request: Request, db: Db, ticket_id: int, me: Me) -> Response:
     await release(session=db, ticket_id=ticket_id, actor=me)
     return _back(request, ticket_id, "released")
 
 
-@router.post("/tickets/{ticket_id}/reply")
+@router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
 async def reply_ticket(request: Request, ctx: Ctx, db: Db, ticket_id: int, me: Me, text: Text = "",
                        client_key: Text = "", curated_entry_id: Text = "") -> Response:
     message, created = await record_reply(
@@ -125,7 +125,7 @@ async def reply_ticket(request: Request, ctx: Ctx, db: Db, ticket_id: int, me: M
     return _back(request, ticket_id, "replied" if ok else "delivery_failed")
 
 
-@router.post("/tickets/{ticket_id}/messages/{message_id}/retry")
+@router.post("/tickets/{ticket_id}/messages/{message_id}/retry", name="ticket_retry")
 async def retry_delivery(request: Request, ctx: Ctx, db: Db, ticket_id: int, message_id: int, me: Me) -> Response:
     await retryable_reply(session=db, ticket_id=ticket_id, message_id=message_id, actor=me)
     await db.commit()
@@ -133,13 +133,13 @@ async def retry_delivery(request: Request, ctx: Ctx, db: Db, ticket_id: int, mes
     return _back(request, ticket_id, "replied" if ok else "delivery_failed")
 
 
-@router.post("/tickets/{ticket_id}/notes")
+@router.post("/tickets/{ticket_id}/notes", name="ticket_notes")
 async def note_ticket(request: Request, db: Db, ticket_id: int, me: Me, text: Text = "") -> Response:
     await add_note(session=db, ticket_id=ticket_id, actor=me, text=clip(text))
     return _back(request, ticket_id, "noted")
 
 
-@router.post("/tickets/{ticket_id}/resolve")
+@router.post("/tickets/{ticket_id}/resolve", name="ticket_resolve")
 async def resolve_ticket(request: Request, ctx: Ctx, db: Db, ticket_id: int, me: Me, topic: Text = "") -> Response:
     done = await resolve(session=db, ticket_id=ticket_id, actor=me, topic=clip(topic, 64).strip() or None)
     await db.commit()  # the user is told only what is recorded
@@ -147,7 +147,7 @@ async def resolve_ticket(request: Request, ctx: Ctx, db: Db, ticket_id: int, me:
     return _back(request, ticket_id, "resolved")
 
 
-@router.post("/tickets/{ticket_id}/transfer")
+@router.post("/tickets/{ticket_id}/transfer", name="ticket_transfer")
 async def transfer_ticket(request: Request, ctx: Ctx, db: Db, ticket_id: int, me: Me, to_mrc: Text = "",
                           note: Text = "") -> Response:
     moved = await transfer(session=db, settings=ctx.settings, ticket_id=ticket_id, actor=me,

@@ -87,7 +87,7 @@ class SecurityHeaders:
 
 
 class _VersionedStaticFiles(StaticFiles):
-    """Starlette's static files; a URL with the content's version (``?v=``, from ``asset()``) never
+    """Starlette's static files; a URL with the content's version (``?v=``, from ``static_url()``) never
     changes, so the browser may keep it a year (a new version is a new URL); without, five minutes."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:

@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, cast
-from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import FormData
@@ -32,9 +31,12 @@ from handoff import (
     cluster_gaps,
     csrf_guard,
     gap_questions,
+    page_context,
+    redirect,
     signed_in,
 )
 from knowledge_base import LANGUAGES, Entry, KnowledgeBase, Problem, QueryError, load_topics, validate_entry
+from languages import REGISTRY, is_rtl
 from storage import clean_text, utcnow
 
 from ..i18n import Translator
@@ -55,8 +57,8 @@ from .tables import KbDraft, KbEntry, KbRevision, KbTranslation
 
 __all__ = ["content_router"]
 
-#: written right to left (the editor's text areas and previews follow)
-RTL = frozenset({"ar", "ckb", "ur", "ps", "prs"})
+#: written right to left (the editor's text areas and previews follow), from the language registry
+RTL = frozenset(code for code in REGISTRY if is_rtl(code))
 _TEMPLATES = Path(__file__).with_name("templates")
 _EXPIRING_DAYS = 30
 
@@ -72,27 +74,17 @@ def _source(name: str) -> str:
 
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render with the console's own environment, so pages extend its ``base.html``."""
-    ctx = request.app.state.console
-    env: jinja2.Environment = ctx.env
-    signed: Any = getattr(request.state, "signed_in", None)  # the console's SignedIn
+    """Render with the console's own environment and page context (links by route name, the
+    account, the CSRF token), so pages extend its ``base.html``."""
+    env: jinja2.Environment = request.app.state.console.env
     page = env.from_string(_source(name)).render(
-        base=str(request.scope.get("root_path", "")).rstrip("/"),
-        me=signed.actor if signed else None,
-        csrf=signed.session.csrf_token if signed else "",
-        settings=ctx.settings,
+        **page_context(request),
         notice=request.query_params.get("notice", ""),
         RTL=RTL,
         can_review_content=can_review_content,
         **context,
     )
     return HTMLResponse(page, status_code=status_code)
-
-
-def _redirect(request: Request, path: str, **params: Any) -> RedirectResponse:
-    base = str(request.scope.get("root_path", "")).rstrip("/")
-    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
-    return RedirectResponse(f"{base}{path}" + (f"?{query}" if query else ""), status_code=303)
 
 
 async def _editor(who: Annotated[Any, Depends(signed_in)]) -> Actor:
@@ -321,17 +313,17 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
                        withdrawn=row.withdrawn_at is not None if row is not None else False,
                        withdrawn_reason=row.withdrawn_reason if row is not None else None)
 
-    @router.get("/content/entry/{entry_id}")
+    @router.get("/content/entry/{entry_id}", name="content_entry")
     async def entry_page(request: Request, entry_id: str, me: Editor) -> Response:
         return await _entry_page(request, me, entry_id)
 
-    @router.get("/content/new")
+    @router.get("/content/new", name="content_new")
     async def new_entry(request: Request, me: Editor) -> Response:
         entry_id = request.query_params.get("id", "").strip() or "new-entry"
         prefill = [q for q in request.query_params.getlist("question") if q.strip()][:20]
         return await _entry_page(request, me, entry_id, prefill=prefill)
 
-    @router.post("/content/entry/{entry_id}")
+    @router.post("/content/entry/{entry_id}", name="content_save")
     async def save(request: Request, entry_id: str, me: Editor) -> Response:
         form = await request.form()
         scope = _field(form, "scope", 16) or "entry"
@@ -360,9 +352,9 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
             return await _entry_page(request, me, entry_id, form_data=exc.data, message=str(exc), status_code=409)
         except WorkflowError as exc:
             return await _entry_page(request, me, entry_id, form_data=data, message=str(exc), status_code=400)
-        return _redirect(request, f"/content/drafts/{draft.id}", notice="Draft saved: a reviewer will see it.")
+        return redirect(request, "content_draft", {"draft_id": draft.id}, notice="Draft saved: a reviewer will see it.")
 
-    @router.get("/content/drafts/{draft_id}")
+    @router.get("/content/drafts/{draft_id}", name="content_draft")
     async def draft_page(request: Request, draft_id: int, me: Editor) -> Response:
         async with sessions() as db, db.begin():
             draft = await db.get(KbDraft, draft_id)
@@ -376,12 +368,13 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
         return _render(request, "content_draft.html", draft=draft, changes=changes,
                        sensitive=draft.data.get("safety") == "sensitive" or before.get("safety") == "sensitive")
 
-    @router.post("/content/drafts/{draft_id}/approve")
+    @router.post("/content/drafts/{draft_id}/approve", name="content_approve")
     async def approve_draft(request: Request, draft_id: int, me: Editor) -> Response:
         form = await request.form()
         pub = publisher()
         if pub is None:
-            return _redirect(request, f"/content/drafts/{draft_id}", notice="The model is still loading; try again.")
+            return redirect(request, "content_draft", {"draft_id": draft_id},
+                            notice="The model is still loading; try again.")
         try:
             async with sessions() as db, db.begin():
                 draft = await db.get(KbDraft, draft_id)
@@ -389,22 +382,22 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
                                          comment=_field(form, "comment", 2000))
                 entry_id = revision.entry_id
         except WorkflowError as exc:
-            return _redirect(request, f"/content/drafts/{draft_id}", notice=str(exc))
+            return redirect(request, "content_draft", {"draft_id": draft_id}, notice=str(exc))
         del draft
-        return _redirect(request, f"/content/entry/{entry_id}",
+        return redirect(request, "content_entry", {"entry_id": entry_id},
                          notice=f"Published revision {revision.number}: every worker serves it within seconds.")
 
-    @router.post("/content/drafts/{draft_id}/reject")
+    @router.post("/content/drafts/{draft_id}/reject", name="content_reject")
     async def reject_draft(request: Request, draft_id: int, me: Editor) -> Response:
         form = await request.form()
         try:
             async with sessions() as db, db.begin():
                 draft = await reject(session=db, actor=me, draft_id=draft_id, comment=_field(form, "comment", 2000))
         except WorkflowError as exc:
-            return _redirect(request, f"/content/drafts/{draft_id}", notice=str(exc))
-        return _redirect(request, f"/content/entry/{draft.entry_id}", notice="Sent back to the author.")
+            return redirect(request, "content_draft", {"draft_id": draft_id}, notice=str(exc))
+        return redirect(request, "content_entry", {"entry_id": draft.entry_id}, notice="Sent back to the author.")
 
-    @router.post("/content/entry/{entry_id}/rollback")
+    @router.post("/content/entry/{entry_id}/rollback", name="content_rollback")
     async def rollback_entry(request: Request, entry_id: str, me: Editor) -> Response:
         form = await request.form()
         pub = publisher()
@@ -415,11 +408,11 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
             async with sessions() as db, db.begin():
                 revision = await rollback(session=db, actor=me, entry_id=entry_id, to_revision=number, publisher=pub)
         except (WorkflowError, ValueError) as exc:
-            return _redirect(request, f"/content/entry/{entry_id}", notice=str(exc))
-        return _redirect(request, f"/content/entry/{entry_id}",
+            return redirect(request, "content_entry", {"entry_id": entry_id}, notice=str(exc))
+        return redirect(request, "content_entry", {"entry_id": entry_id},
                          notice=f"Rolled back: revision {revision.number} serves the text of revision {number}.")
 
-    @router.post("/content/entry/{entry_id}/extend")
+    @router.post("/content/entry/{entry_id}/extend", name="content_extend")
     async def extend(request: Request, entry_id: str, me: Editor) -> Response:
         form = await request.form()
         pub = publisher()
@@ -430,10 +423,11 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
             async with sessions() as db, db.begin():
                 await extend_review(session=db, actor=me, entry_id=entry_id, review_by=review_by, publisher=pub)
         except (WorkflowError, ValueError) as exc:
-            return _redirect(request, f"/content/entry/{entry_id}", notice=str(exc))
-        return _redirect(request, f"/content/entry/{entry_id}", notice=f"Re-checked; serves until {review_by}.")
+            return redirect(request, "content_entry", {"entry_id": entry_id}, notice=str(exc))
+        return redirect(request, "content_entry", {"entry_id": entry_id},
+                        notice=f"Re-checked; serves until {review_by}.")
 
-    @router.get("/content/entry/{entry_id}/diff")
+    @router.get("/content/entry/{entry_id}/diff", name="content_diff")
     async def diff(request: Request, entry_id: str, me: Editor) -> Response:
         try:
             a, b = int(request.query_params.get("a", "0")), int(request.query_params.get("b", "0"))

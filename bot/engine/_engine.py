@@ -45,6 +45,7 @@ from ._emergency import EmergencyContact, crisis_text
 from ._outbox import Outbox
 from ._policy import (
     FOLLOW_UP_WORDS,
+    MAX_TEXT_CHARS,
     MENU_GROUPS,
     SWITCH_WORDS,
     AppendToTicket,
@@ -74,7 +75,6 @@ __all__ = [
 log = logging.getLogger("hamroh.engine")
 
 _STAGE_FROM_NLU = {"planning": "pre-departure", "abroad": "abroad", "returned": "return"}
-MAX_TEXT_CHARS = 4000
 TRANSCRIPT_LINES = 20
 
 

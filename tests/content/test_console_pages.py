@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,32 +13,20 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.console import build_console
-from bot.content import import_with
 from bot.content.tables import KbDraft
-from handoff import Role, create_account
+from handoff import Role
 from handoff.tables import AuditEntry
 from knowledge_base import KnowledgeBase
-from storage import create_engine, session_factory
+from tests.content.console_support import PASSWORD, content_database, translation_form
 from tests.handoff.handoff_support import Browser, RecordingOutbound, mounted
 
-CONTENT = Path(__file__).resolve().parents[2] / "knowledge_base" / "content"
-PASSWORD = "correct horse battery"
 NEW_RU = "Новый текст ответа: сохраните договор, квитанции об оплате патента и расчётный лист.\n"
 
 
 @pytest_asyncio.fixture
 async def console(db_url: str, settings: Any, kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[Any]:
-    engine = create_engine(db_url)
-    sessions = session_factory(engine)
-    src = tmp_path / "content"
-    src.mkdir()
-    for name in ("change-employer", "death-abroad"):
-        shutil.copy(CONTENT / f"{name}.yml", src / f"{name}.yml")
-    await import_with(sessions, settings, src, kb.embedder)
-    async with sessions() as db, db.begin():
-        for name, role in (("edna", Role.EDITOR), ("rita", Role.REVIEWER), ("cora", Role.COUNSELLOR)):
-            await create_account(session=db, username=name, display_name=name.title(), password=PASSWORD,
-                                 role=role, mrc_id="tashkent" if role is Role.COUNSELLOR else None)
+    accounts = [("edna", Role.EDITOR, None), ("rita", Role.REVIEWER, None), ("cora", Role.COUNSELLOR, "tashkent")]
+    engine, sessions = await content_database(db_url, settings, kb, tmp_path, accounts)
     app = mounted(build_console(settings, sessions, lambda: kb, kb.embedder, RecordingOutbound()))
     yield app, sessions
     await engine.dispose()
@@ -49,17 +36,6 @@ async def _browser(app: Any, who: str) -> Browser:
     browser = Browser(app, ip=f"10.1.0.{len(who)}")
     await browser.login(who, PASSWORD)
     return browser
-
-
-def _form(page: str) -> dict[str, str]:
-    """The inputs and text areas of the translation form, as a browser would submit them."""
-    form = page.split('id="translation-form"', 1)[1].split("</form>", 1)[0]
-    fields = {m.group(1): m.group(2) for m in re.finditer(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
-    for m in re.finditer(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
-        fields[m.group(1)] = m.group(2)
-    import html
-
-    return {k: html.unescape(v) for k, v in fields.items()}
 
 
 @pytest.mark.asyncio
@@ -72,7 +48,7 @@ async def test_editor_drafts_reviewer_sees_diff_and_publishes(console: Any) -> N
     assert 'lang="ur" dir="rtl"' in ur.text  # the Urdu tab is written right to left
     ru = await edna.get("/console/content/entry/change-employer?lang=ru")
     assert "Telegram" in ru.text and "Web chat" in ru.text  # the preview
-    form = _form(ru.text)
+    form = translation_form(ru.text)
     assert form["scope"] == "ru"
     # invalid: the error stands next to the field, nothing saved
     bad = await edna.post("/console/content/entry/change-employer", {**form, "tr-ru-answer": "Коротко."})
@@ -135,7 +111,7 @@ async def test_content_posts_need_the_console_csrf_token(console: Any) -> None:
     app, sessions = console
     edna = await _browser(app, "edna")
     page = await edna.get("/console/content/entry/change-employer?lang=ru")
-    form = _form(page.text)
+    form = translation_form(page.text)
     refused = await edna.post("/console/content/entry/change-employer",
                               {**form, "tr-ru-answer": NEW_RU, "csrf_token": "forged"})
     assert refused.status_code == 403

@@ -198,9 +198,10 @@ def mounted(app: FastAPI) -> FastAPI:
 class Browser:
     """An httpx client that signs in like a browser and keeps the current CSRF token."""
 
-    def __init__(self, app: FastAPI, ip: str = "10.0.0.1", scheme: str = "http") -> None:
+    def __init__(self, app: FastAPI, ip: str = "10.0.0.1", scheme: str = "http", root_path: str = "") -> None:
+        # root_path: the prefix a reverse proxy serves the app under (uvicorn's --root-path)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(ip, 50000)),
+            transport=httpx.ASGITransport(app=app, client=(ip, 50000), root_path=root_path),
             base_url=f"{scheme}://testserver",
             follow_redirects=False,
         )
