@@ -4,7 +4,7 @@
 
 What runs: the real server (``hamroh serve``: ``bot.app.create_app(channels=True)``, the real
 model, index, engine and outbox) in a subprocess on a free loopback port, in Telegram **webhook**
-mode, talking to the local fake of the Bot API (``tests/bot/telegram/fake_bot_api.py``, which
+mode, talking to the local fake of the Bot API (``bench/fake_telegram.py``, which
 records every ``sendMessage``). The database is a throw-away one: a SQLite file in a temporary
 directory (default), or a uniquely named database created next to PostgreSQL's ``test`` database
 on 127.0.0.1:5432 (``$HAMROH_TEST_POSTGRES_URL``), dropped afterwards. ``data/hamroh.db`` is
@@ -55,6 +55,7 @@ from typing import Any
 
 import httpx
 
+from bench import fake_telegram
 from bot.net import free_port
 from bot.settings import Settings
 
@@ -103,24 +104,6 @@ class KillReport:
 
 
 # --------------------------------------------------------------------------- helpers
-def _fake_bot_api_module() -> Any:
-    """The fake Bot API lives with the tests; a repository checkout has it beside ``bench``."""
-    try:
-        from tests.bot.telegram import fake_bot_api
-    except ImportError:
-        root = str(Path(__file__).resolve().parents[1])
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        try:
-            from tests.bot.telegram import fake_bot_api
-        except ImportError as exc:
-            raise FileNotFoundError(
-                "tests/bot/telegram/fake_bot_api.py not found: run the kill bench from a repository checkout"
-            ) from exc
-    return fake_bot_api
-
-
-
 def _question_pools(settings: Settings) -> dict[str, list[str]]:
     """Example questions of the shipped (non-sensitive) content, by language."""
     from bot.services import load_content
@@ -434,7 +417,7 @@ def kill_bench(settings: Settings, *, kills: int = 20, users: int = 20, database
     pools = _question_pools(settings)
     langs = [lang for lang in USER_LANGUAGES if lang in settings.languages and pools.get(lang)] or \
         [next(iter(pools))]
-    fake_module = _fake_bot_api_module()
+    fake_module = fake_telegram
     from bot.privacy import user_key
 
     workdir = Path(tempfile.mkdtemp(prefix="hamroh-kill-"))

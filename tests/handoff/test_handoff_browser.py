@@ -198,9 +198,9 @@ async def test_the_console_updates_live_and_rings_for_a_new_crisis(sqlite_templa
     the open ticket, and a new crisis rings (sound and notification hook) within seconds. The voice
     note plays: the audio element fetches it through the console, which gets it from the (fake)
     Bot API with getFile; the page never holds the bot token."""
+    from bench.fake_telegram import TOKEN, FakeBotApi
     from bot.channels.telegram import TelegramMediaSource
     from handoff import MediaRef, append_user_message
-    from tests.bot.telegram.fake_bot_api import TOKEN, FakeBotApi
 
     bot_api = FakeBotApi()
     bot_api.start()

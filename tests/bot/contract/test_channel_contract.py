@@ -23,10 +23,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from bench.fake_telegram import TOKEN, FakeBotApi, callback_update, message_update
 from bot.channels.telegram import build_telegram_application, start_polling, stop_telegram
 from bot.channels.web import create_web_router
 from bot.engine import Outgoing
-from tests.bot.telegram.fake_bot_api import TOKEN, FakeBotApi, callback_update, message_update
 from tests.bot.telegram.support import KEY_SECRET, fast_limiter
 from tests.plugins.databases import empty_database
 

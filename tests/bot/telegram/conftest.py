@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bench.fake_telegram import TOKEN, FakeBotApi
 from bot.channels.telegram import build_telegram_application, start_polling, stop_telegram
 
-from .fake_bot_api import TOKEN, FakeBotApi
 from .fake_engine import FakeEngine
 from .support import KEY_SECRET, fast_limiter
 

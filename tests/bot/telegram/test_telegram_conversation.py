@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bench.fake_telegram import FakeBotApi, callback_update, message_update, telegram_html_problem
 from bot.channels.telegram import start_polling, stop_telegram, telegram_webhook_route
 
-from .fake_bot_api import FakeBotApi, callback_update, message_update, telegram_html_problem
 from .fake_engine import LONG_ANSWER, FakeEngine
 from .support import ClockedLimiter, ManualClock, eventually, key_of
 

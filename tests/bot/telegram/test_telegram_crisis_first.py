@@ -12,11 +12,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bench.fake_telegram import FakeBotApi, message_update, telegram_html_problem
 from bot.channels.telegram import TelegramGroupNotifier, start_polling, stop_telegram
 from handoff.tables import Ticket
 from storage.scratch import copy_sqlite
 
-from .fake_bot_api import FakeBotApi, message_update, telegram_html_problem
 from .support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,

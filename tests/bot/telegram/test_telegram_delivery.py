@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bench.fake_telegram import FakeBotApi, message_update
 from bot.channels.telegram import deliver_pending, start_polling, stop_telegram
 
-from .fake_bot_api import FakeBotApi, message_update
 from .fake_engine import FakeEngine
 from .support import eventually, key_of
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bench.fake_telegram import TOKEN, FakeBotApi, message_update
 from bot.channels.telegram import (
     TelegramChannelError,
     build_telegram_application,
@@ -15,7 +16,6 @@ from bot.channels.telegram import (
     stop_telegram,
 )
 
-from .fake_bot_api import TOKEN, FakeBotApi, message_update
 from .fake_engine import FakeEngine
 from .support import KEY_SECRET, eventually, key_of
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bench.fake_telegram import TOKEN, FakeBotApi, message_update
 from bot.channels.telegram import TelegramMediaSource
 from handoff import (
     AuditAction,
@@ -30,7 +31,6 @@ from storage import create_engine, session_factory, utcnow
 from storage.scratch import copy_sqlite
 from tests.handoff.handoff_support import Browser, RecordingOutbound, build_console, make_account, make_settings
 
-from .fake_bot_api import TOKEN, FakeBotApi, message_update
 from .fake_engine import FakeEngine
 from .support import eventually
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bench.fake_telegram import TOKEN, FakeBotApi, callback_update, message_update
 from bot.channels.telegram import telegram_webhook_route
 
-from .fake_bot_api import TOKEN, FakeBotApi, callback_update, message_update
 from .fake_engine import FakeEngine
 from .support import eventually, key_of
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bench.fake_telegram import FakeBotApi, callback_update, message_update, telegram_html_problem
 from bot.channels.telegram import start_polling, stop_telegram, telegram_webhook_route
 from storage.scratch import copy_sqlite
 
-from .fake_bot_api import FakeBotApi, callback_update, message_update, telegram_html_problem
 from .support import eventually, key_of
 
 pytestmark = [pytest.mark.integration,

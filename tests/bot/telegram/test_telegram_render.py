@@ -8,10 +8,9 @@ import re
 
 import pytest
 
+from bench.fake_telegram import telegram_html_problem
 from bot.channels.telegram import TELEGRAM_TEXT_LIMIT, render_reply, split_html
 from bot.engine import Button, Reply
-
-from .fake_bot_api import telegram_html_problem
 
 pytestmark = pytest.mark.unit
 

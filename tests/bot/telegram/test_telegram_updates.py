@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from telegram import Update
 
+from bench.fake_telegram import callback_update, message_update
 from bot.channels.telegram import incoming_from_update
 
-from .fake_bot_api import callback_update, message_update
 from .support import key_of
 
 pytestmark = pytest.mark.unit

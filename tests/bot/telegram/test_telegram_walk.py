@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from bench.fake_telegram import FakeBotApi, callback_update, message_update, telegram_html_problem
 from bot.channels.telegram import start_polling, stop_telegram
 from storage.scratch import copy_sqlite
 
-from .fake_bot_api import FakeBotApi, callback_update, message_update, telegram_html_problem
 from .support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bench.fake_telegram import FakeBotApi, callback_update, message_update
 from bot.channels.telegram import start_webhook, stop_telegram, telegram_webhook_route
 
-from .fake_bot_api import FakeBotApi, callback_update, message_update
 from .fake_engine import FakeEngine
 
 pytestmark = pytest.mark.integration

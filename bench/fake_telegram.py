@@ -7,7 +7,10 @@ Telegram documents it and rejects what Telegram rejects, records every call, ser
 to ``getUpdates`` (a redelivery is the same update queued again), and answers 429 on demand.
 
 It runs uvicorn in a thread on 127.0.0.1 with a random port, so the test's event loop and the
-server's never block each other.
+server's never block each other. It lives in ``bench`` because two kinds of callers share it: the
+Telegram tests (an application in the test's own process) and the benches that drive the real
+``hamroh serve`` in a subprocess (``bench.kill_bench``, ``bench.walk --telegram``); one fake, so a
+Bot API behaviour the tests check is the one the benches meet.
 """
 
 from __future__ import annotations
@@ -99,10 +102,12 @@ def message_update(update_id: int, user_id: int, text: str | None = None, *, cha
 
 
 def callback_update(update_id: int, user_id: int, data: str | None, *, query_id: str | None = None,
-                    with_message: bool = True) -> dict[str, Any]:
+                    with_message: bool = True, language_code: str | None = "ru") -> dict[str, Any]:
     """An update for a pressed inline button under one of the bot's messages."""
-    query: dict[str, Any] = {"id": query_id or f"q{update_id}", "chat_instance": "ci1",
-                             "from": {"id": user_id, "is_bot": False, "first_name": "Test", "language_code": "ru"}}
+    sender: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": "Test"}
+    if language_code:
+        sender["language_code"] = language_code
+    query: dict[str, Any] = {"id": query_id or f"q{update_id}", "chat_instance": "ci1", "from": sender}
     if data is not None:
         query["data"] = data
     if with_message:
@@ -317,6 +322,17 @@ class FakeBotApi:
 
     def _api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._message(params, self._check_text(params))
+
+    def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._message(params, "…")
+
+    def _api_sendChatAction(self, params: dict[str, Any]) -> bool:
+        if "chat_id" not in params or not params.get("action"):
+            raise _ApiError(400, "Bad Request: chat_id or action is empty")
+        return True
+
+    def _api_deleteMessage(self, params: dict[str, Any]) -> bool:
+        return True
 
     def _api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         if not params.get("callback_query_id"):
