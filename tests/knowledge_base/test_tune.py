@@ -46,6 +46,7 @@ def test_a_batch_never_holds_two_pairs_of_one_topic() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_few_steps_pull_questions_towards_their_own_entry(tmp_path) -> None:
     from sentence_transformers import SentenceTransformer
 
