@@ -50,7 +50,7 @@ from knowledge_base import (
     question_folds,
 )
 
-__all__ = ["main"]
+__all__ = ["cross_fitted_rule", "main", "rule_vector"]
 
 BM25_GRID = (0.0, 0.1, 0.3, 0.6, 1.0)
 CHAR_GRID = (0.0, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -199,6 +199,41 @@ def _prob(x: np.ndarray, coef: np.ndarray, bias: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ coef + bias)))
 
 
+def rule_vector(features: dict[str, float]) -> list[float]:
+    """The answerability features in the model's order (``FEATURES`` then the scripts)."""
+    return _vector(features)
+
+
+def cross_fitted_rule(xq: np.ndarray, yq: np.ndarray, xt: np.ndarray, at: np.ndarray, fq: np.ndarray,
+                      ft: np.ndarray, *, max_other: float, c: float = 10.0,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities and thresholds for every row, each fold's from a model fitted on the other folds.
+
+    ``xq``/``yq``: held-out questions' features and whether their top entry is right; ``xt``/``at``:
+    removed topics' questions' features and whether the rest of the decision would answer them. A
+    fold's threshold is the lowest keeping the other folds' removed-topic answers under ``max_other``.
+    Returns (question probabilities, their thresholds, removed-topic probabilities, their thresholds).
+    """
+    x = np.vstack([xq, xt])
+    y = np.concatenate([yq, np.zeros(len(xt), dtype=np.int64)])
+    folds = np.concatenate([fq, ft])
+    pq, tq = np.zeros(len(xq)), np.zeros(len(xq))
+    pt, tt = np.zeros(len(xt)), np.zeros(len(xt))
+    for f in sorted(set(folds.tolist())):
+        coef, bias = _fit(x[folds != f], y[folds != f], c)
+        p_train_t = _prob(xt[ft != f], coef, bias)
+        thr = 1.0
+        for cand in np.arange(0.0, 1.0001, 0.01):
+            if np.mean(at[ft != f] & (p_train_t >= cand)) <= max_other:
+                thr = float(cand)
+                break
+        pq[fq == f] = _prob(xq[fq == f], coef, bias)
+        pt[ft == f] = _prob(xt[ft == f], coef, bias)
+        tq[fq == f] = thr
+        tt[ft == f] = thr
+    return pq, tq, pt, tt
+
+
 def cmd_answerability(settings: Settings, args: argparse.Namespace) -> int:
     if args.features:
         _USED[:] = [f for f in args.features.split(",") if f]
@@ -235,27 +270,8 @@ def cmd_answerability(settings: Settings, args: argparse.Namespace) -> int:
         return 1.0
 
     # cross-fitted: the model and its threshold for fold f come from the other folds
-    pq_cf = np.zeros(len(xq))
-    pt_cf = np.zeros(len(xt))
-    thr_cf = np.zeros(len(xq))
-    thr_t_cf = np.zeros(len(xt))
-    nq = len(xq)
-    fq, ft = folds[:nq], folds[nq:]
-    for f in sorted(set(folds.tolist())):
-        train = folds != f
-        coef, bias = _fit(x[train], y[train], args.c)
-        p_train_t = _prob(xt[ft != f], coef, bias)
-        at_saved = at
-        # threshold chosen on the training folds' removed topics only
-        thr = 1.0
-        for cand in np.arange(0.0, 1.0001, 0.01):
-            if np.mean(at_saved[ft != f] & (p_train_t >= cand)) <= args.max_other:
-                thr = float(cand)
-                break
-        pq_cf[fq == f] = _prob(xq[fq == f], coef, bias)
-        pt_cf[ft == f] = _prob(xt[ft == f], coef, bias)
-        thr_cf[fq == f] = thr
-        thr_t_cf[ft == f] = thr
+    pq_cf, thr_cf, pt_cf, thr_t_cf = cross_fitted_rule(xq, yq, xt, at, folds[:len(xq)], folds[len(xq):],
+                                                       max_other=args.max_other, c=args.c)
     print(f"cross-fitted: answered right {np.mean(aq & (yq == 1) & (pq_cf >= thr_cf)):.1%}, "
           f"wrong {np.mean(aq & (yq == 0) & (pq_cf >= thr_cf)):.1%}, removed topics answered with another entry "
           f"{np.mean(at & (pt_cf >= thr_t_cf)):.1%}")

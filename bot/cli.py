@@ -85,6 +85,67 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_tune(settings: Settings, args: argparse.Namespace) -> int:
+    """Fine-tune the local model on the knowledge base's questions into a new directory (an experiment:
+    nothing uses it until ``model.dir`` in config.yml names it and the index is rebuilt)."""
+    import time
+
+    import numpy as np
+
+    from knowledge_base import (
+        OnnxQueryEngine,
+        SplitEngineEmbedder,
+        TuneSettings,
+        export_onnx,
+        onnx_path,
+        quantize_onnx,
+        training_pairs,
+        tune_model,
+    )
+
+    if settings.model.name != "local":
+        print(f"model.name is '{settings.model.name}': only the local model is tuned", file=sys.stderr)
+        return 1
+    base = settings.path(settings.model.dir)
+    output = settings.path(Path(args.output))
+    if output.resolve() == base.resolve():
+        print("--output must differ from model.dir: the base model stays as it is", file=sys.stderr)
+        return 2
+    tune = TuneSettings(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+                        max_seq_length=args.max_seq_length, learning_rate=args.lr, freeze_layers=args.freeze_layers,
+                        max_steps=args.max_steps, query_prefix=settings.model.query_prefix,
+                        passage_prefix=settings.model.passage_prefix)
+    pairs = training_pairs(load_content(settings).published, tune)
+    print(f"tuning {base} on {len(pairs)} question pairs (seed {tune.seed}) into {output} ...", flush=True)
+    started = time.perf_counter()
+
+    def progress(step: int, steps: int, loss: float) -> None:
+        if step == 1 or step % 10 == 0 or step == steps:
+            print(f"  step {step}/{steps} loss {loss:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    report = tune_model(base, output, pairs, tune, progress=progress)
+    print(f"tuned in {report.seconds} s: {report.steps} steps, loss {report.first_loss} -> {report.last_loss}")
+    if args.skip_onnx:
+        return 0
+    print(f"exporting the query graph to {onnx_path(output)} ...", flush=True)
+    export_onnx(output)
+    print(f"quantising it to int8 at {onnx_path(output, int8=True)} ...", flush=True)
+    quantize_onnx(output)
+    texts = [p.anchor.removeprefix(tune.query_prefix) for p in pairs[:: max(1, len(pairs) // 200)]]
+    torch_vectors = SplitEngineEmbedder(output, query_prefix=settings.model.query_prefix,
+                                        cache_size=0).embed_queries(texts)
+    onnx_vectors = OnnxQueryEngine(output, prefix=settings.model.query_prefix)(texts)
+    cos = np.sum(torch_vectors * onnx_vectors, axis=1)
+    print(f"ONNX Runtime against PyTorch on {len(texts)} questions: mean cosine {cos.mean():.6f}, "
+          f"min {cos.min():.6f} (need >= 0.9999)")
+    if cos.min() < 0.9999:
+        print("ONNX GRAPH DIFFERS from the tuned model", file=sys.stderr)
+        return 1
+    print(f"to try it: model.dir: {args.output} in a copy of config.yml (and index.dir elsewhere), "
+          "then 'hamroh kb build'")
+    return 0
+
+
 # --------------------------------------------------------------------------- kb
 def cmd_kb_validate(settings: Settings, args: argparse.Namespace) -> int:
     report = load_content(settings)
@@ -566,6 +627,18 @@ def _parser() -> argparse.ArgumentParser:
     mi.add_argument("--force", action="store_true")
     mi.add_argument("--skip-parity", action="store_true")
     mi.set_defaults(func=cmd_model_install)
+    mt = model.add_parser("tune", help="fine-tune the local model on the knowledge base's questions (experiment)")
+    mt.add_argument("--output", default="data/models/multilingual-e5-small-tuned",
+                    help="the tuned model's directory (default: data/models/multilingual-e5-small-tuned)")
+    mt.add_argument("--seed", type=int, default=0)
+    mt.add_argument("--epochs", type=int, default=1)
+    mt.add_argument("--batch-size", type=int, default=32)
+    mt.add_argument("--max-seq-length", type=int, default=48, help="tokens per text in training only")
+    mt.add_argument("--lr", type=float, default=5e-5)
+    mt.add_argument("--freeze-layers", type=int, default=8, help="transformer layers kept frozen from the bottom")
+    mt.add_argument("--max-steps", type=int, default=48, help="stop after this many batches (0: whole epochs)")
+    mt.add_argument("--skip-onnx", action="store_true", help="no ONNX graphs (the server's queries need them)")
+    mt.set_defaults(func=cmd_model_tune)
 
     kb = sub.add_parser("kb", help="the curated knowledge base").add_subparsers(dest="cmd", required=True)
     kb.add_parser("validate", help="check every entry file").set_defaults(func=cmd_kb_validate)

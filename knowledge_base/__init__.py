@@ -36,6 +36,7 @@ from ._eval import (
     holdout_topics,
     load_eval_items,
     question_folds,
+    topic_folds,
 )
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex, read_manifest
 from ._live import (
@@ -66,11 +67,13 @@ from ._search import (
 )
 from ._textnorm import fold, lexical_tokens
 from ._translit import uz_cyrillic_to_latin, uz_latin_to_cyrillic
+from ._tune import TUNE_MARKER, TunePair, TuneReport, TuneSettings, training_pairs, tune_model
 from ._yamlio import dump_entry, parse_entry_text
 
 __all__ = [
     "LANGUAGES",
     "MAX_ANSWER_CHARS",
+    "TUNE_MARKER",
     "Answer",
     "CachedEmbedder",
     "Candidate",
@@ -105,6 +108,9 @@ __all__ = [
     "SplitEngineEmbedder",
     "Topic",
     "Translation",
+    "TunePair",
+    "TuneReport",
+    "TuneSettings",
     "VectorIndex",
     "build_live_knowledge_base",
     "build_sentence_transformer_dir",
@@ -139,6 +145,9 @@ __all__ = [
     "read_manifest",
     "run_parity",
     "served_entry",
+    "topic_folds",
+    "training_pairs",
+    "tune_model",
     "uz_cyrillic_to_latin",
     "uz_latin_to_cyrillic",
     "validate_entry",

