@@ -154,6 +154,64 @@ class FaissIndex:
         inner: Any = faiss.downcast_index(self._index)
         return np.vstack([inner.index.reconstruct(i) for i in range(inner.index.ntotal)]).astype(np.float32)
 
+    def _flat_codes(self) -> tuple[Any, np.ndarray] | None:
+        """The inner flat index and its stored rows as a read-only view (no copy), when the rows can
+        be taken over by another index as they are: exact (flat) search, ids 0..n-1, and a storage
+        whose encoding does not depend on the other vectors (float32, float16; int8 learns ranges)."""
+        if self.kind != "flat" or self.storage not in ("float32", "float16"):
+            return None
+        wrapper: Any = faiss.downcast_index(self._index)
+        inner: Any = faiss.downcast_index(wrapper.index)
+        n = int(inner.ntotal)
+        if not isinstance(inner, faiss.IndexFlatCodes) or not isinstance(wrapper, faiss.IndexIDMap2):
+            return None
+        if n:
+            ids = faiss.rev_swig_ptr(wrapper.id_map.data(), n)
+            if not np.array_equal(ids, np.arange(n, dtype=np.int64)):
+                return None
+        codes = faiss.rev_swig_ptr(inner.codes.data(), n * inner.code_size) if n else np.zeros(0, np.uint8)
+        view = np.asarray(codes).reshape(n, inner.code_size)
+        view.flags.writeable = False
+        return inner, view
+
+    @property
+    def spliceable(self) -> bool:
+        """Whether :meth:`spliced` can derive a new index from this one."""
+        return self._flat_codes() is not None
+
+    def spliced(self, pieces: Sequence[tuple[int, int] | np.ndarray]) -> FaissIndex:
+        """A new index whose rows are, in order, runs ``(start, stop)`` of this index's rows and new
+        vectors (float32 arrays); this index is not changed (a request may be searching it).
+
+        Why: a publication changes a few entries' rows out of a million; copying the others' stored
+        codes (already encoded: nothing is quantised again) costs a memory copy, not a build. The
+        rows keep the order a build from scratch would give them, so ties rank the same.
+        """
+        found = self._flat_codes()
+        if found is None:
+            raise ValueError(f"a {self.kind} index with {self.storage} storage cannot be spliced")
+        inner, codes = found
+        dim = int(inner.d)
+        base: Any
+        if isinstance(inner, faiss.IndexScalarQuantizer):
+            base = faiss.IndexScalarQuantizer(dim, int(inner.sq.qtype), faiss.METRIC_INNER_PRODUCT)
+            base.is_trained = True  # float16 has nothing to learn
+        else:
+            base = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIDMap2(base)
+        at = 0
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                start, stop = piece
+                block = np.ascontiguousarray(codes[start:stop])
+            else:
+                vectors = np.ascontiguousarray(piece, dtype=np.float32).reshape(-1, dim)
+                block = inner.sa_encode(vectors) if len(vectors) else np.zeros((0, inner.code_size), np.uint8)
+            if len(block):
+                index.add_sa_codes(block, np.arange(at, at + len(block), dtype=np.int64))
+                at += len(block)
+        return FaissIndex(index, "flat")
+
     def set_ef_search(self, ef: int) -> None:
         self._ef = ef
 

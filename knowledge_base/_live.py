@@ -9,14 +9,18 @@ the database reads live in ``bot.content`` (``knowledge_base`` imports no other 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._config import IndexConfig, SearchConfig
 from ._embedder import Embedder
-from ._entries import Entry, Problem, Topic, load_topics, validate_entry
+from ._entries import Entry, Problem, Topic, content_hash, load_topics, validate_entry
+from ._index import FaissIndex, IndexManifest, VectorIndex
 from ._search import EmbeddingCache, KnowledgeBase
 from ._yamlio import parse_entry_text
 
@@ -25,6 +29,7 @@ __all__ = [
     "ContentInvalid",
     "LiveContent",
     "build_live_knowledge_base",
+    "derive_index",
     "embed_revision",
     "entry_data",
     "load_baseline",
@@ -90,20 +95,108 @@ def served_entry(data: Mapping[str, Any], suspended: Iterable[str] = ()) -> Entr
 
 def build_live_knowledge_base(live: LiveContent, embedder: Embedder, index_config: IndexConfig,
                               search_config: SearchConfig, *, previous: KnowledgeBase | None = None,
-                              **kwargs: Any) -> KnowledgeBase:
+                              max_changed: float = 0.10, **kwargs: Any) -> KnowledgeBase:
     """A knowledge base from live content: no text is embedded again (vectors come with it), the
-    out-of-scope examples' vectors are taken over from the knowledge base it replaces."""
+    out-of-scope examples' vectors are taken over from the knowledge base it replaces.
+
+    With ``previous`` (what serves now) and at most ``max_changed`` of the entries added, changed
+    or withdrawn, the vector index is derived from the previous one (:func:`derive_index`) instead
+    of built; the lexical postings of unchanged documents are reused in either case. ``previous``
+    is never changed: requests still running keep searching it.
+    """
     entries = sorted(live.entries, key=lambda e: e.id)
-    index, rows, manifest = KnowledgeBase.build_index(entries, embedder, index_config, cache=live.cache)
     if previous is not None:
         kwargs.setdefault("_oos_vectors", previous._oos)
-        # the lexical tokens of unchanged texts are the same: tokenising them again was most of a swap
-        kwargs.setdefault("_token_cache", previous._tokens_cache)
+        kwargs.setdefault("_lexicon", previous._lexicon)
         kwargs.setdefault("fallbacks", previous.fallbacks)
         kwargs.setdefault("default_lang", previous.default_lang)
+        derived = derive_index(previous, entries, live.cache, embedder, index_config, max_changed=max_changed)
+        if derived is not None:
+            index, rows, manifest = derived
+            return KnowledgeBase(entries, embedder, index, rows, search_config, manifest=manifest, **kwargs)
+    index, rows, manifest = KnowledgeBase.build_index(entries, embedder, index_config, cache=live.cache)
     return KnowledgeBase(entries, embedder, index, rows, search_config, manifest=manifest, **kwargs)
 
 
+def _row_counts(entry: Entry, config: IndexConfig) -> tuple[int, int]:
+    """How many query rows (questions, titles) and passage rows (answers, summaries) an entry has."""
+    queries = sum(len(tr.questions) + 1 for tr in entry.translations.values())
+    passages = sum(int(config.embed_answers) + int(bool(config.embed_summaries and tr.summary))
+                   for tr in entry.translations.values())
+    return queries, passages
+
+
+def _old_same(same: Sequence[int | None], n_old: int) -> list[int | None]:
+    """For each previous entry, the position of the same (unchanged) entry now, else None."""
+    back: list[int | None] = [None] * n_old
+    for i, j in enumerate(same):
+        if j is not None:
+            back[j] = i
+    return back
+
+
+def derive_index(previous: KnowledgeBase, entries: Sequence[Entry], cache: EmbeddingCache, embedder: Embedder,
+                 config: IndexConfig, *, max_changed: float = 0.10,
+                 ) -> tuple[VectorIndex, list[Any], IndexManifest] | None:
+    """The vector index of ``entries`` (sorted by id) derived from ``previous``'s, or None when a
+    build is due: more than ``max_changed`` of the entries differ, an index that cannot be spliced
+    (HNSW, int8 storage), a masked knowledge base, or a size that calls for HNSW.
+
+    Unchanged entries' rows are copied from the previous index in runs; changed and new entries'
+    vectors come from ``cache`` (stored with their revisions). Rows keep the order of a build from
+    scratch (queries of every entry, then passages), so search results are the same as a build's.
+    """
+    old_index = previous.index
+    if previous._hidden_rows or previous._hidden_entries or not isinstance(old_index, FaissIndex):
+        return None
+    if old_index.storage != config.storage or not old_index.spliceable:
+        return None
+    old_at = {e.id: i for i, e in enumerate(previous.entries)}
+    same: list[int | None] = []
+    for entry in entries:
+        j = old_at.get(entry.id)
+        old = previous.entries[j] if j is not None else None
+        same.append(j if old is not None and (old is entry or old == entry) else None)
+    # entries added or changed, and entries withdrawn
+    changes = sum(1 for j in same if j is None) + len(old_at.keys() - {e.id for e in entries})
+    if changes > max(1.0, max_changed * max(len(entries), 1)):
+        return None
+    new_counts = [_row_counts(e, config) for e in entries]
+    by_id = {e.id: c for e, c in zip(entries, new_counts, strict=True)}
+    old_counts = [by_id[e.id] if e.id in by_id and j is not None else _row_counts(e, config)
+                  for e, j in zip(previous.entries, _old_same(same, len(previous.entries)), strict=True)]
+    old_queries = sum(q for q, _ in old_counts)
+    if old_queries + sum(p for _, p in old_counts) != old_index.size or len(previous.rows) != old_index.size:
+        return None  # built with other index settings
+    queries, passages, rows = KnowledgeBase._texts(entries, config.embed_answers, config.embed_summaries)
+    if len(rows) > config.approximate_above:
+        return None
+    old_start = ([0], [old_queries])
+    for q, p in old_counts:
+        old_start[0].append(old_start[0][-1] + q)
+        old_start[1].append(old_start[1][-1] + p)
+    pieces: list[tuple[int, int] | np.ndarray] = []
+    for section, (texts, kind) in enumerate(((queries, "query"), (passages, "passage"))):
+        at = 0
+        for counts, j in zip(new_counts, same, strict=True):
+            count = counts[section]
+            if j is not None:
+                start = old_start[section][j]
+                last = pieces[-1] if pieces else None
+                if isinstance(last, tuple) and last[1] == start:
+                    pieces[-1] = (last[0], start + count)
+                elif count:
+                    pieces.append((start, start + count))
+            elif count:
+                embed = embedder.embed_queries if kind == "query" else embedder.embed_passages
+                pieces.append(cache.embed(texts[at:at + count], kind, embed))
+            at += count
+    started = time.perf_counter()
+    index = old_index.spliced(pieces)
+    manifest = IndexManifest(model_id=embedder.model_id, dim=old_index.dim, content_hash=content_hash(entries),
+                             vectors=index.size, kind=index.kind, built_at=time.time(),
+                             build_seconds=round(time.perf_counter() - started, 2))
+    return index, rows, manifest
 
 
 def load_baseline(directory: Path, topics: Mapping[str, Topic] | None = None) -> list[tuple[Entry, str]]:
