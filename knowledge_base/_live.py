@@ -168,35 +168,44 @@ def derive_index(previous: KnowledgeBase, entries: Sequence[Entry], cache: Embed
     old_queries = sum(q for q, _ in old_counts)
     if old_queries + sum(p for _, p in old_counts) != old_index.size or len(previous.rows) != old_index.size:
         return None  # built with other index settings
-    queries, passages, rows = KnowledgeBase._texts(entries, config.embed_answers, config.embed_summaries)
-    if len(rows) > config.approximate_above:
+    if sum(q + p for q, p in new_counts) > config.approximate_above:
         return None
     old_start = ([0], [old_queries])
     for q, p in old_counts:
         old_start[0].append(old_start[0][-1] + q)
         old_start[1].append(old_start[1][-1] + p)
-    pieces: list[tuple[int, int] | np.ndarray] = []
-    for section, (texts, kind) in enumerate(((queries, "query"), (passages, "passage"))):
-        at = 0
-        for counts, j in zip(new_counts, same, strict=True):
-            count = counts[section]
-            if j is not None:
+    # rows and vectors per section (queries of every entry, then passages), as a build orders them:
+    # an unchanged entry's rows are the previous ones (renumbered only when entries before it were
+    # added or withdrawn), a changed entry's are made afresh with their vectors from the cache
+    rows: tuple[list[Any], list[Any]] = ([], [])
+    pieces: tuple[list[tuple[int, int] | np.ndarray], list[tuple[int, int] | np.ndarray]] = ([], [])
+    for i, (entry, counts, j) in enumerate(zip(entries, new_counts, same, strict=True)):
+        if j is not None:
+            for section in (0, 1):
                 start = old_start[section][j]
-                last = pieces[-1] if pieces else None
+                stop = start + counts[section]
+                block = previous.rows[start:stop]
+                rows[section].extend(block if i == j else [r._replace(entry=i) for r in block])
+                last = pieces[section][-1] if pieces[section] else None
                 if isinstance(last, tuple) and last[1] == start:
-                    pieces[-1] = (last[0], start + count)
-                elif count:
-                    pieces.append((start, start + count))
-            elif count:
-                embed = embedder.embed_queries if kind == "query" else embedder.embed_passages
-                pieces.append(cache.embed(texts[at:at + count], kind, embed))
-            at += count
+                    pieces[section][-1] = (last[0], stop)
+                elif stop > start:
+                    pieces[section].append((start, stop))
+            continue
+        queries, passages, fresh = KnowledgeBase._texts([entry], config.embed_answers, config.embed_summaries)
+        fresh = [r._replace(entry=i) for r in fresh]
+        rows[0].extend(fresh[:len(queries)])
+        rows[1].extend(fresh[len(queries):])
+        if queries:
+            pieces[0].append(cache.embed(queries, "query", embedder.embed_queries))
+        if passages:
+            pieces[1].append(cache.embed(passages, "passage", embedder.embed_passages))
     started = time.perf_counter()
-    index = old_index.spliced(pieces)
+    index = old_index.spliced([*pieces[0], *pieces[1]])
     manifest = IndexManifest(model_id=embedder.model_id, dim=old_index.dim, content_hash=content_hash(entries),
                              vectors=index.size, kind=index.kind, built_at=time.time(),
                              build_seconds=round(time.perf_counter() - started, 2))
-    return index, rows, manifest
+    return index, rows[0] + rows[1], manifest
 
 
 def load_baseline(directory: Path, topics: Mapping[str, Topic] | None = None) -> list[tuple[Entry, str]]:
@@ -211,8 +220,7 @@ def load_baseline(directory: Path, topics: Mapping[str, Topic] | None = None) ->
         try:
             raw = parse_entry_text(text)
         except Exception as exc:  # yaml.YAMLError and friends: name the file, keep going
-            problems.append(Problem(str(path), "(file)", f"malformed YAML ({exc})",
-                                    "fix the indentation or quote values that contain ':' or '#'"))
+            problems.append(Problem.of(str(path), "(file)", "malformed_yaml", detail=exc))
             continue
         entry, found = validate_entry(raw, file=str(path), topics=topics, stem=path.stem, seen=seen)
         problems.extend(p for p in found if p.severity == "error")

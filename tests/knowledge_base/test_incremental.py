@@ -74,7 +74,7 @@ def test_a_derived_swap_answers_exactly_as_a_rebuild(kb: KnowledgeBase, settings
     scratch = build_live_knowledge_base(live, kb.embedder, settings.index, settings.search, _oos_vectors=kb._oos)
 
     assert derived._lexicon.reused > derived._lexicon.computed > 0  # only the edited documents were redone
-    assert derived.index.size == scratch.index.size
+    assert derived.index.size == scratch.index.size and derived.rows == scratch.rows
     assert np.array_equal(derived.index.vectors(), scratch.index.vectors())
     _same_answers(derived, scratch, queries)
     # the reworded question is found, its old wording no longer matches a row of the entry exactly
