@@ -88,9 +88,16 @@ class FaissIndex:
     0.001 of exact, int8 quarters it.
     """
 
-    def __init__(self, index: faiss.Index, kind: str) -> None:
+    def __init__(self, index: faiss.Index, kind: str, excluded: np.ndarray | None = None) -> None:
         self._index = index
         self.kind = kind
+        #: row ids still in an HNSW graph but no longer served (a derived index cannot remove them):
+        #: every search skips them
+        self.excluded = np.zeros(0, np.int64) if excluded is None else np.unique(np.asarray(excluded, np.int64))
+        self._selector: Any = None
+        if len(self.excluded):
+            batch = faiss.IDSelectorBatch(self.excluded)
+            self._selector = (faiss.IDSelectorNot(batch), batch)  # the batch must outlive the negation
         self._hnsw: Any = None
         if kind == "hnsw":
             inner: Any = faiss.downcast_index(index)
@@ -212,6 +219,27 @@ class FaissIndex:
                 at += len(block)
         return FaissIndex(index, "flat")
 
+    def with_rows(self, vectors: np.ndarray, dead: Sequence[int] | np.ndarray) -> FaissIndex:
+        """An HNSW index: a copy of this one with ``vectors`` added (ids after the last) and ``dead``
+        row ids skipped by every search from now on. This index is not changed.
+
+        Why not a build: HNSW's graph takes minutes to build at a million vectors and cannot remove a
+        vector; copying the graph and inserting a publication's few vectors takes a second. Results
+        stay within HNSW's own approximation (a graph built from scratch differs as much); the
+        caller builds afresh once the dead rows add up (``derive_index``).
+        """
+        if self.kind != "hnsw":
+            raise ValueError("only an HNSW index takes rows this way: splice a flat one")
+        copy = faiss.clone_index(self._index)
+        n = self.size
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors):
+            _omp_threads_for(len(vectors))
+            copy.add_with_ids(vectors, np.arange(n, n + len(vectors), dtype=np.int64))
+        derived = FaissIndex(copy, "hnsw", np.concatenate([self.excluded, np.asarray(dead, np.int64)]))
+        derived._ef = self._ef
+        return derived
+
     def set_ef_search(self, ef: int) -> None:
         self._ef = ef
 
@@ -223,7 +251,14 @@ class FaissIndex:
             # HNSW returns at most efSearch neighbours: widen the beam when more are asked for
             self._hnsw.efSearch = max(self._ef, k)
         _omp_threads_for(queries.shape[0])
-        scores, ids = self._index.search(queries, k)
+        if self._selector is not None:
+            params: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.sel = self._selector[0]
+            params.efSearch = max(self._ef, k)
+            k = max(1, min(k, self.size - len(self.excluded)))
+            scores, ids = self._index.search(queries, k, params=params)
+        else:
+            scores, ids = self._index.search(queries, k)
         return scores, ids
 
     def save(self, directory: Path, manifest: IndexManifest, extra: dict[str, bytes] | None = None) -> Path:

@@ -21,7 +21,7 @@ from ._config import IndexConfig, SearchConfig
 from ._embedder import Embedder
 from ._entries import Entry, Problem, Topic, content_hash, load_topics, validate_entry
 from ._index import FaissIndex, IndexManifest, VectorIndex
-from ._search import EmbeddingCache, KnowledgeBase
+from ._search import EmbeddingCache, KnowledgeBase, _Row
 from ._yamlio import parse_entry_text
 
 __all__ = [
@@ -135,6 +135,46 @@ def _old_same(same: Sequence[int | None], n_old: int) -> list[int | None]:
     return back
 
 
+def _derive_hnsw(previous: KnowledgeBase, old_index: FaissIndex, entries: Sequence[Entry], same: list[int | None],
+                 cache: EmbeddingCache, embedder: Embedder, config: IndexConfig, max_changed: float,
+                 ) -> tuple[VectorIndex, list[Any], IndexManifest] | None:
+    """An HNSW index cannot drop rows: the previous graph is copied, the rows of changed and
+    withdrawn entries are excluded from every search, the new rows inserted (ids after the last).
+    Once excluded rows pass ``max_changed`` of the index, None: a build is due."""
+    started = time.perf_counter()
+    back = _old_same(same, len(previous.entries))
+    shifted = any(i is not None and i != j for j, i in enumerate(back))
+    removed: Any = _Row(-1, "", "removed")
+    rows: list[Any] = []
+    dead: list[int] = []
+    for rid, row in enumerate(previous.rows):
+        now = back[row.entry] if row.entry >= 0 else None
+        if now is None:
+            if row.entry >= 0:
+                dead.append(rid)
+            rows.append(removed)
+        else:
+            rows.append(row._replace(entry=now) if shifted else row)
+    if len(old_index.excluded) + len(dead) > max_changed * max(1, len(rows) - len(old_index.excluded)):
+        return None
+    vectors: list[np.ndarray] = []
+    for i, (entry, j) in enumerate(zip(entries, same, strict=True)):
+        if j is not None:
+            continue
+        queries, passages, fresh = KnowledgeBase._texts([entry], config.embed_answers, config.embed_summaries)
+        rows.extend(r._replace(entry=i) for r in fresh)
+        if queries:
+            vectors.append(cache.embed(queries, "query", embedder.embed_queries))
+        if passages:
+            vectors.append(cache.embed(passages, "passage", embedder.embed_passages))
+    added = np.concatenate(vectors) if vectors else np.zeros((0, old_index.dim), np.float32)
+    index = old_index.with_rows(added, dead)
+    manifest = IndexManifest(model_id=embedder.model_id, dim=old_index.dim, content_hash=content_hash(entries),
+                             vectors=index.size - len(index.excluded), kind=index.kind, built_at=time.time(),
+                             build_seconds=round(time.perf_counter() - started, 2))
+    return index, rows, manifest
+
+
 def derive_index(previous: KnowledgeBase, entries: Sequence[Entry], cache: EmbeddingCache, embedder: Embedder,
                  config: IndexConfig, *, max_changed: float = 0.10,
                  ) -> tuple[VectorIndex, list[Any], IndexManifest] | None:
@@ -149,7 +189,9 @@ def derive_index(previous: KnowledgeBase, entries: Sequence[Entry], cache: Embed
     old_index = previous.index
     if previous._hidden_rows or previous._hidden_entries or not isinstance(old_index, FaissIndex):
         return None
-    if old_index.storage != config.storage or not old_index.spliceable:
+    if old_index.storage != config.storage or len(previous.rows) != old_index.size:
+        return None
+    if old_index.kind != "hnsw" and not old_index.spliceable:
         return None
     old_at = {e.id: i for i, e in enumerate(previous.entries)}
     same: list[int | None] = []
@@ -161,6 +203,8 @@ def derive_index(previous: KnowledgeBase, entries: Sequence[Entry], cache: Embed
     changes = sum(1 for j in same if j is None) + len(old_at.keys() - {e.id for e in entries})
     if changes > max(1.0, max_changed * max(len(entries), 1)):
         return None
+    if old_index.kind == "hnsw":
+        return _derive_hnsw(previous, old_index, entries, same, cache, embedder, config, max_changed)
     new_counts = [_row_counts(e, config) for e in entries]
     by_id = {e.id: c for e, c in zip(entries, new_counts, strict=True)}
     old_counts = [by_id[e.id] if e.id in by_id and j is not None else _row_counts(e, config)

@@ -102,6 +102,34 @@ def test_many_changes_fall_back_to_a_build_with_the_same_answers(kb: KnowledgeBa
     _same_answers(rebuilt, scratch, _queries(rebuilt, kept[0].translations["en"].questions[0])[:30])
 
 
+@pytest.mark.slow
+def test_an_hnsw_index_takes_the_changed_rows_and_skips_the_old_ones(kb: KnowledgeBase, settings: Any) -> None:
+    """HNSW cannot remove rows: the derived index skips them. Its answers are HNSW's approximation
+    of a rebuild's, so the test asks for the same best entry, not the same ranking."""
+    config = settings.index.model_copy(update={"approximate_above": 0})
+    cache = _cache(settings, kb)
+    start = LiveContent(version=1, entries=sorted(kb.entries, key=lambda e: e.id), cache=cache)
+    hnsw = build_live_knowledge_base(start, kb.embedder, config, settings.search, _oos_vectors=kb._oos)
+    assert hnsw.index.kind == "hnsw"
+    entries, changed, old_question, gone = _edited(hnsw, settings, cache)
+    live = LiveContent(version=2, entries=entries, cache=cache)
+    derived = build_live_knowledge_base(live, kb.embedder, config, settings.search, previous=hnsw)
+    scratch = build_live_knowledge_base(live, kb.embedder, config, settings.search, _oos_vectors=kb._oos)
+    assert derived.index.kind == "hnsw" and len(derived.index.excluded) > 0  # type: ignore[attr-defined]
+    assert len(hnsw.index.excluded) == 0  # type: ignore[attr-defined]  # the serving index untouched
+    top = derived.search(NEW_QUESTION, "ru")
+    assert top.hits[0].entry.id == changed.id and top.hits[0].dense > 0.99
+    assert all(h.dense < 0.99 for h in derived.search(old_question, "ru").hits if h.entry.id == changed.id)
+    queries = _queries(hnsw, old_question)
+    vectors = kb.embedder.embed_queries([q for q, _ in queries])
+    for (query, lang), qvec in zip(queries, vectors, strict=True):
+        got, want = derived.search(query, lang, qvec=qvec), scratch.search(query, lang, qvec=qvec)
+        assert got.hits[0].entry.id == want.hits[0].entry.id, query
+        assert all(h.entry.id != gone for h in got.hits)
+    # enough edits and the next swap builds the graph afresh
+    assert derive_index(derived, entries, cache, kb.embedder, config, max_changed=0.0) is None
+
+
 def test_an_unchanged_swap_and_an_int8_index(kb: KnowledgeBase, settings: Any) -> None:
     cache = _cache(settings, kb)
     entries = sorted(kb.entries, key=lambda e: e.id)
