@@ -199,6 +199,10 @@ class Lexicon:
         self.grams: dict[str, int] = dict(previous.grams) if previous is not None and reuse else {}
         self._old_docs = previous.docs if previous is not None and reuse else {}
         self._old_bags = previous.bags if previous is not None and reuse else {}
+        self._old_built = previous.built if previous is not None and reuse else None
+        #: what the postings were assembled from and into: the documents' texts and entries, the
+        #: BM25 matrix with its vocabulary, the n-gram index
+        self.built: tuple[list[str], list[int], BM25Postings, dict[str, int], CharIndex] | None = None
         self.docs: dict[str, DocPostings] = {}
         self.bags: dict[tuple[str, ...], np.ndarray] = {}
         self.tokens_used = 0
@@ -241,9 +245,20 @@ class Lexicon:
             self.bags[texts] = got
         return got
 
+    def same_documents(self, keys: list[str], entries: list[int],
+                       ) -> tuple[BM25Postings, dict[str, int], CharIndex] | None:
+        """The previous build's BM25 matrix, its vocabulary and n-gram index when it was made from
+        exactly these documents (an edit of answers or summaries only): every figure in them is a
+        function of the documents alone, so they are reused as they are."""
+        old = self._old_built
+        if old is None or old[1] != entries or old[0] != keys:
+            return None
+        return old[2], old[3], old[4]
+
     def seal(self, *, tokens_used: int, grams_used: int) -> None:
         """Done building: forget the previous lexicon (it belongs to the knowledge base it serves)."""
         self._old_docs = {}
         self._old_bags = {}
+        self._old_built = None
         self.tokens_used = tokens_used
         self.grams_used = grams_used

@@ -371,17 +371,24 @@ class KnowledgeBase:
             self._entry_bags[i] = lexicon.bag(tuple(bag_texts))
         self._docs = docs
         self._bm25_docs = [d.entry for d in docs]
-        postings = [lexicon.doc(" ".join(d.texts)) for d in docs]
+        keys = [" ".join(d.texts) for d in docs]
+        postings = [lexicon.doc(key) for key in keys]
         # one vocabulary for BM25 and the word bags; a word no document or bag uses any more (a
         # vocabulary carried over from earlier builds) scores nothing, as if it were unknown
-        self._vocab = self._tok_id = lexicon.tokens
+        self._tok_id = lexicon.tokens
         self._bm25 = bm25s.BM25()
-        built = bm25_postings(postings, len(lexicon.tokens), k1=self._bm25.k1, b=self._bm25.b,
-                              method=self._bm25.method, idf_method=self._bm25.idf_method, dtype=self._bm25.dtype)
+        same = lexicon.same_documents(keys, self._bm25_docs)
+        if same is not None:
+            built, self._vocab, self._char = same
+        else:
+            built = bm25_postings(postings, len(lexicon.tokens), k1=self._bm25.k1, b=self._bm25.b,
+                                  method=self._bm25.method, idf_method=self._bm25.idf_method,
+                                  dtype=self._bm25.dtype)
+            self._vocab = lexicon.tokens
+            self._char = CharIndex.from_postings(postings, lexicon.grams)
         self._bm25.scores = built.as_bm25s()
-        self._bm25.vocab_dict = lexicon.tokens
+        self._bm25.vocab_dict = self._vocab
         self._bm25.nonoccurrence_array = None
-        self._char = CharIndex.from_postings(postings, lexicon.grams)
         df = np.bincount(np.concatenate(list(self._entry_bags.values())) if self._entry_bags
                          else np.zeros(0, np.int32), minlength=len(lexicon.tokens))
         n_entries = max(1, len(self._entry_bags))
@@ -389,6 +396,7 @@ class KnowledgeBase:
         self._idf = (np.log((1 + n_entries) / (0.5 + df))).astype(np.float32)
         self._idf_unknown = math.log((1 + n_entries) / 0.5)
         lexicon.seal(tokens_used=int(np.count_nonzero(self._known)), grams_used=self._char.used)
+        lexicon.built = (keys, self._bm25_docs, built, self._vocab, self._char)
 
     def masked(self, *, rows: Iterable[int] = (), entries: Iterable[int] = ()) -> KnowledgeBase:
         """The same knowledge base without some indexed texts or whole entries, for held-out evaluation.

@@ -130,6 +130,24 @@ def test_an_hnsw_index_takes_the_changed_rows_and_skips_the_old_ones(kb: Knowled
     assert derive_index(derived, entries, cache, kb.embedder, config, max_changed=0.0) is None
 
 
+@pytest.mark.slow
+def test_an_answer_edit_keeps_the_lexical_postings_and_answers_as_a_rebuild(kb: KnowledgeBase, settings: Any) -> None:
+    cache = _cache(settings, kb)
+    entries = sorted(kb.entries, key=lambda e: e.id)
+    target = entries[3]
+    en = target.translations["en"]
+    edited = target.model_copy(update={"translations": {
+        **target.translations, "en": en.model_copy(update={"answer": en.answer + "\n\nBring your passport."})}})
+    embed_revision(edited, cache, kb.embedder, settings.index)
+    entries = [edited if e.id == target.id else e for e in entries]
+    live = LiveContent(version=2, entries=entries, cache=cache)
+    derived = build_live_knowledge_base(live, kb.embedder, settings.index, settings.search, previous=kb)
+    scratch = build_live_knowledge_base(live, kb.embedder, settings.index, settings.search, _oos_vectors=kb._oos)
+    # the documents BM25 and the n-grams index (titles, questions) did not change: nothing rebuilt
+    assert derived._char is kb._char and derived._bm25.scores["data"] is kb._bm25.scores["data"]
+    _same_answers(derived, scratch, [*_queries(kb, "patent")[:30], ("passport and patent", "en")])
+
+
 def test_an_unchanged_swap_and_an_int8_index(kb: KnowledgeBase, settings: Any) -> None:
     cache = _cache(settings, kb)
     entries = sorted(kb.entries, key=lambda e: e.id)
