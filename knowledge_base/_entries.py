@@ -10,15 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 import languages
+
+from ._problems import render_problem
 
 __all__ = [
     "LANGUAGES",
@@ -78,7 +81,7 @@ class Source(BaseModel):
     @classmethod
     def _https(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+\.[^\s]+", value):
-            raise ValueError("must be a full web address starting with https://")
+            raise PydanticCustomError("url_not_https", "must be a full web address starting with https://")
         return value
 
 
@@ -105,7 +108,7 @@ class Translation(BaseModel):
     def _non_empty(cls, value: list[str]) -> list[str]:
         cleaned = [q.strip() for q in value]
         if any(not q for q in cleaned):
-            raise ValueError("contains an empty question")
+            raise PydanticCustomError("empty_question", "contains an empty question")
         return cleaned
 
 
@@ -130,7 +133,7 @@ class Entry(BaseModel):
     @classmethod
     def _id_shape(cls, value: str) -> str:
         if not _ID_RE.match(value):
-            raise ValueError("use lowercase letters, digits and '-' only, e.g. ru-registration-tj")
+            raise PydanticCustomError("bad_id", "use lowercase letters, digits and '-' only, e.g. ru-registration-tj")
         return value
 
     @field_validator("origin", "destination")
@@ -138,7 +141,8 @@ class Entry(BaseModel):
     def _countries(cls, value: list[str]) -> list[str]:
         bad = [c for c in value if not _COUNTRY_RE.match(c)]
         if bad:
-            raise ValueError(f"{bad} are not ISO 3166-1 alpha-2 codes (two capital letters, e.g. RU)")
+            raise PydanticCustomError("bad_country_codes", "{codes} are not ISO 3166-1 alpha-2 codes (two capital "
+                                      "letters, e.g. RU)", {"codes": str(bad)})
         return value
 
     @field_validator("translations")
@@ -146,7 +150,8 @@ class Entry(BaseModel):
     def _known_languages(cls, value: dict[str, Translation]) -> dict[str, Translation]:
         unknown = sorted(set(value) - set(LANGUAGES))
         if unknown:
-            raise ValueError(f"unknown language code(s) {unknown}; use one of {', '.join(LANGUAGES)}")
+            raise PydanticCustomError("unknown_language", "unknown language code(s) {codes}; use one of {known}",
+                                      {"codes": str(unknown), "known": ", ".join(LANGUAGES)})
         return value
 
     def expired(self, today: dt.date) -> bool:
@@ -179,13 +184,39 @@ class Topic:
 
 @dataclass(frozen=True)
 class Problem:
-    """A validation finding an editor can act on."""
+    """A validation finding an editor can act on.
+
+    ``message`` and ``fix`` are English (the CLI prints them); ``code`` names the rule in the
+    catalogue (``data/problems.yml``) and ``params`` the values it names, so the console can show
+    the same finding in the editor's language (:meth:`in_language`).
+    """
 
     file: str
     field: str
     message: str
     fix: str
     severity: Literal["error", "warning"] = "error"
+    code: str = ""
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, file: str, field: str, code: str, *, severity: Literal["error", "warning"] = "error",
+           **params: object) -> Problem:
+        """The problem ``code`` of the catalogue, its English text filled in."""
+        return cls.coded(file, field, code, params, severity=severity)
+
+    @classmethod
+    def coded(cls, file: str, field: str, code: str, params: Mapping[str, object], *,
+              severity: Literal["error", "warning"] = "error") -> Problem:
+        values = tuple(sorted((k, str(v)) for k, v in params.items()))
+        message, fix = render_problem(code, "en", dict(values))
+        return cls(file, field, message, fix, severity, code, values)
+
+    def in_language(self, lang: str | None) -> tuple[str, str]:
+        """``(message, fix)`` in ``lang``, else English."""
+        if not self.code:
+            return self.message, self.fix
+        return render_problem(self.code, lang, dict(self.params))
 
     def __str__(self) -> str:
         return f"{self.severity.upper()} {self.file}: {self.field}: {self.message}. Fix: {self.fix}"
@@ -218,16 +249,18 @@ def _loc(loc: Iterable[Any]) -> str:
     return ".".join(str(part) for part in loc) or "(file)"
 
 
-_FIXES = {
-    "missing": "add the field",
-    "extra_forbidden": "remove it or check its spelling against knowledge_base/CONTENT.md",
-    "date_from_datetime_parsing": "write the date as YYYY-MM-DD",
-    "date_parsing": "write the date as YYYY-MM-DD",
-    "date_type": "write the date as YYYY-MM-DD",
-    "string_too_long": "shorten it",
-    "string_too_short": "write more",
-    "too_short": "add at least one item",
-    "literal_error": "use one of the allowed values",
+#: pydantic's error types -> the catalogue's codes (and the context value each one names)
+_PYDANTIC_CODES: dict[str, tuple[str, dict[str, str]]] = {
+    "missing": ("required", {}),
+    "extra_forbidden": ("unknown_field", {}),
+    "date_from_datetime_parsing": ("bad_date", {}),
+    "date_from_datetime_inexact": ("bad_date", {}),
+    "date_parsing": ("bad_date", {}),
+    "date_type": ("bad_date", {}),
+    "string_too_long": ("too_long", {"max": "max_length"}),
+    "string_too_short": ("too_short", {"min": "min_length"}),
+    "too_short": ("no_items", {}),
+    "literal_error": ("not_allowed", {"expected": "expected"}),
 }
 
 
@@ -235,64 +268,58 @@ def _problems_from_validation(file: str, exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
         kind = err["type"]
-        msg = err["msg"]
+        ctx = err.get("ctx") or {}
+        field = _loc(err["loc"])
         if kind == "string_too_long" and err["loc"][-1] == "answer":
-            msg = f"answer is longer than {MAX_ANSWER_CHARS} characters (Telegram's limit with the source line)"
-        out.append(Problem(file, _loc(err["loc"]), msg, _FIXES.get(kind, "correct the value")))
+            out.append(Problem.of(file, field, "answer_too_long", max=MAX_ANSWER_CHARS))
+        elif kind in _PYDANTIC_CODES:
+            code, names = _PYDANTIC_CODES[kind]
+            out.append(Problem.coded(file, field, code, {k: ctx.get(v, "") for k, v in names.items()}))
+        elif kind in ("url_not_https", "empty_question", "bad_id", "bad_country_codes", "unknown_language"):
+            out.append(Problem.coded(file, field, kind, ctx))
+        else:
+            out.append(Problem.of(file, field, "invalid", detail=err["msg"]))
     return out
 
 
 def _check_entry(file: str, entry: Entry, topics: dict[str, Topic], stem: str) -> list[Problem]:
     problems: list[Problem] = []
     if entry.id != stem:
-        problems.append(Problem(file, "id", f"id '{entry.id}' differs from the file name",
-                                f"rename the file to {entry.id}.yml or set id: {stem}"))
+        problems.append(Problem.of(file, "id", "id_differs_from_file", id=entry.id, stem=stem))
     topic = topics.get(entry.topic)
     if topic is None:
-        problems.append(Problem(file, "topic", f"unknown topic '{entry.topic}'",
-                                "use a topic id from knowledge_base/topics.yml"))
+        problems.append(Problem.of(file, "topic", "unknown_topic", topic=entry.topic))
     elif entry.status == "published":
         missing = [lang for lang in topic.languages if lang not in entry.translations]
         if missing:
-            problems.append(Problem(file, "translations", f"missing required language(s) {missing}",
-                                    f"add a translation block for each of {missing} (topic {topic.id})"))
+            problems.append(Problem.of(file, "translations", "missing_languages", languages=missing,
+                                       topic=topic.id))
     if entry.review_by <= entry.reviewed_on:
-        problems.append(Problem(file, "review_by", "review_by is not after reviewed_on",
-                                "set review_by to a later date than reviewed_on"))
+        problems.append(Problem.of(file, "review_by", "review_by_not_after"))
     if entry.reviewed_on > dt.date.today():
-        problems.append(Problem(file, "reviewed_on", "reviewed_on is in the future",
-                                "use the date the facts were actually checked"))
+        problems.append(Problem.of(file, "reviewed_on", "reviewed_on_future"))
     if entry.expired(dt.date.today()):
-        problems.append(Problem(file, "review_by", f"review date {entry.review_by} has passed",
-                                "re-check the facts against the sources and move review_by forward",
-                                severity="warning"))
+        problems.append(Problem.of(file, "review_by", "review_date_passed", date=entry.review_by,
+                                   severity="warning"))
     for i, source in enumerate(entry.sources):
         if source.is_homepage and not source.general:
-            problems.append(Problem(file, f"sources.{i}.url", f"{source.url} is a bare homepage",
-                                    "cite the page (or law article) that states the fact, or mark the "
-                                    "source general: true if it is a portal the reader should check",
-                                    severity=_SOURCE_SEVERITY))
+            problems.append(Problem.of(file, f"sources.{i}.url", "homepage_source", url=source.url,
+                                       severity=_SOURCE_SEVERITY))
     specific = any(not s.general and not s.is_homepage for s in entry.sources)
     for lang, tr in entry.translations.items():
         for i, source in enumerate(tr.sources):
             if source.is_homepage and not source.general:
-                problems.append(Problem(file, f"translations.{lang}.sources.{i}.url",
-                                        f"{source.url} is a bare homepage",
-                                        "cite the page that states the fact, or mark it general: true",
-                                        severity=_SOURCE_SEVERITY))
+                problems.append(Problem.of(file, f"translations.{lang}.sources.{i}.url", "homepage_source",
+                                           url=source.url, severity=_SOURCE_SEVERITY))
         own = any(not s.general and not s.is_homepage for s in tr.sources)
         for name, text in (("summary", tr.summary or ""), ("answer", tr.answer)):
             fact = _FACT_RE.search(text)
             if fact and not (specific or own):
-                problems.append(Problem(file, f"translations.{lang}.{name}",
-                                        f"states a deadline or amount ('{fact.group(0)}') that no specific "
-                                        "source backs", "add the official page that states it to sources, "
-                                        "or leave the number out and point to the official service",
-                                        severity=_SOURCE_SEVERITY))
+                problems.append(Problem.of(file, f"translations.{lang}.{name}", "unsourced_fact",
+                                           fact=fact.group(0), severity=_SOURCE_SEVERITY))
         if len(tr.questions) < 4:
-            problems.append(Problem(file, f"translations.{lang}.questions",
-                                    f"only {len(tr.questions)} example question(s)",
-                                    "add at least 4 ways people really ask this", severity="warning"))
+            problems.append(Problem.of(file, f"translations.{lang}.questions", "few_questions",
+                                       count=len(tr.questions), severity="warning"))
     return problems
 
 
@@ -303,8 +330,7 @@ def load_entries(content_dir: Path, topics: dict[str, Topic] | None = None) -> L
     seen: dict[str, str] = {}
     content_dir = Path(content_dir)
     if not content_dir.is_dir():
-        report.problems.append(Problem(str(content_dir), "(directory)", "content directory not found",
-                                       "check content_dir in config.yml"))
+        report.problems.append(Problem.of(str(content_dir), "(directory)", "no_content_dir"))
         return report
     files = sorted(content_dir.glob("*.yml")) + sorted(content_dir.glob("*.yaml"))
     for path in files:
@@ -312,13 +338,12 @@ def load_entries(content_dir: Path, topics: dict[str, Topic] | None = None) -> L
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
-            report.problems.append(Problem(name, "(file)", "not UTF-8 text", "save the file as UTF-8"))
+            report.problems.append(Problem.of(name, "(file)", "not_utf8"))
             continue
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f"line {where.line + 1}" if where is not None else "(file)"
-            report.problems.append(Problem(name, line, f"malformed YAML ({getattr(exc, 'problem', exc)})",
-                                           "fix the indentation or quote values that contain ':' or '#'"))
+            report.problems.append(Problem.of(name, line, "malformed_yaml", detail=getattr(exc, "problem", exc)))
             continue
         entry, problems = validate_entry(raw, file=name, topics=topics, stem=path.stem, seen=seen)
         report.problems.extend(problems)
@@ -338,15 +363,13 @@ def validate_entry(raw: Any, *, file: str, topics: dict[str, Topic] | None = Non
     """
     topics = topics if topics is not None else load_topics()
     if not isinstance(raw, dict):
-        return None, [Problem(file, "(file)", "the file is not a YAML mapping of fields",
-                              "start from the example in knowledge_base/CONTENT.md")]
+        return None, [Problem.of(file, "(file)", "not_a_mapping")]
     try:
         entry = Entry.model_validate(raw)
     except ValidationError as exc:
         return None, _problems_from_validation(file, exc)
     if seen and entry.id in seen:
-        return None, [Problem(file, "id", f"duplicate id '{entry.id}' (also in {seen[entry.id]})",
-                              "give each entry its own id")]
+        return None, [Problem.of(file, "id", "duplicate_id", id=entry.id, other=seen[entry.id])]
     return entry, _check_entry(file, entry, topics, stem if stem is not None else entry.id)
 
 

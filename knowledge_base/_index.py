@@ -88,9 +88,16 @@ class FaissIndex:
     0.001 of exact, int8 quarters it.
     """
 
-    def __init__(self, index: faiss.Index, kind: str) -> None:
+    def __init__(self, index: faiss.Index, kind: str, excluded: np.ndarray | None = None) -> None:
         self._index = index
         self.kind = kind
+        #: row ids still in an HNSW graph but no longer served (a derived index cannot remove them):
+        #: every search skips them
+        self.excluded = np.zeros(0, np.int64) if excluded is None else np.unique(np.asarray(excluded, np.int64))
+        self._selector: Any = None
+        if len(self.excluded):
+            batch = faiss.IDSelectorBatch(self.excluded)
+            self._selector = (faiss.IDSelectorNot(batch), batch)  # the batch must outlive the negation
         self._hnsw: Any = None
         if kind == "hnsw":
             inner: Any = faiss.downcast_index(index)
@@ -154,6 +161,85 @@ class FaissIndex:
         inner: Any = faiss.downcast_index(self._index)
         return np.vstack([inner.index.reconstruct(i) for i in range(inner.index.ntotal)]).astype(np.float32)
 
+    def _flat_codes(self) -> tuple[Any, np.ndarray] | None:
+        """The inner flat index and its stored rows as a read-only view (no copy), when the rows can
+        be taken over by another index as they are: exact (flat) search, ids 0..n-1, and a storage
+        whose encoding does not depend on the other vectors (float32, float16; int8 learns ranges)."""
+        if self.kind != "flat" or self.storage not in ("float32", "float16"):
+            return None
+        wrapper: Any = faiss.downcast_index(self._index)
+        inner: Any = faiss.downcast_index(wrapper.index)
+        n = int(inner.ntotal)
+        if not isinstance(inner, faiss.IndexFlatCodes) or not isinstance(wrapper, faiss.IndexIDMap2):
+            return None
+        if n:
+            ids = faiss.rev_swig_ptr(wrapper.id_map.data(), n)
+            if not np.array_equal(ids, np.arange(n, dtype=np.int64)):
+                return None
+        codes = faiss.rev_swig_ptr(inner.codes.data(), n * inner.code_size) if n else np.zeros(0, np.uint8)
+        view = np.asarray(codes).reshape(n, inner.code_size)
+        view.flags.writeable = False
+        return inner, view
+
+    @property
+    def spliceable(self) -> bool:
+        """Whether :meth:`spliced` can derive a new index from this one."""
+        return self._flat_codes() is not None
+
+    def spliced(self, pieces: Sequence[tuple[int, int] | np.ndarray]) -> FaissIndex:
+        """A new index whose rows are, in order, runs ``(start, stop)`` of this index's rows and new
+        vectors (float32 arrays); this index is not changed (a request may be searching it).
+
+        Why: a publication changes a few entries' rows out of a million; copying the others' stored
+        codes (already encoded: nothing is quantised again) costs a memory copy, not a build. The
+        rows keep the order a build from scratch would give them, so ties rank the same.
+        """
+        found = self._flat_codes()
+        if found is None:
+            raise ValueError(f"a {self.kind} index with {self.storage} storage cannot be spliced")
+        inner, codes = found
+        dim = int(inner.d)
+        base: Any
+        if isinstance(inner, faiss.IndexScalarQuantizer):
+            base = faiss.IndexScalarQuantizer(dim, int(inner.sq.qtype), faiss.METRIC_INNER_PRODUCT)
+            base.is_trained = True  # float16 has nothing to learn
+        else:
+            base = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIDMap2(base)
+        at = 0
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                start, stop = piece
+                block = np.ascontiguousarray(codes[start:stop])
+            else:
+                vectors = np.ascontiguousarray(piece, dtype=np.float32).reshape(-1, dim)
+                block = inner.sa_encode(vectors) if len(vectors) else np.zeros((0, inner.code_size), np.uint8)
+            if len(block):
+                index.add_sa_codes(block, np.arange(at, at + len(block), dtype=np.int64))
+                at += len(block)
+        return FaissIndex(index, "flat")
+
+    def with_rows(self, vectors: np.ndarray, dead: Sequence[int] | np.ndarray) -> FaissIndex:
+        """An HNSW index: a copy of this one with ``vectors`` added (ids after the last) and ``dead``
+        row ids skipped by every search from now on. This index is not changed.
+
+        Why not a build: HNSW's graph takes minutes to build at a million vectors and cannot remove a
+        vector; copying the graph and inserting a publication's few vectors takes a second. Results
+        stay within HNSW's own approximation (a graph built from scratch differs as much); the
+        caller builds afresh once the dead rows add up (``derive_index``).
+        """
+        if self.kind != "hnsw":
+            raise ValueError("only an HNSW index takes rows this way: splice a flat one")
+        copy = faiss.clone_index(self._index)
+        n = self.size
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors):
+            _omp_threads_for(len(vectors))
+            copy.add_with_ids(vectors, np.arange(n, n + len(vectors), dtype=np.int64))
+        derived = FaissIndex(copy, "hnsw", np.concatenate([self.excluded, np.asarray(dead, np.int64)]))
+        derived._ef = self._ef
+        return derived
+
     def set_ef_search(self, ef: int) -> None:
         self._ef = ef
 
@@ -165,7 +251,14 @@ class FaissIndex:
             # HNSW returns at most efSearch neighbours: widen the beam when more are asked for
             self._hnsw.efSearch = max(self._ef, k)
         _omp_threads_for(queries.shape[0])
-        scores, ids = self._index.search(queries, k)
+        if self._selector is not None:
+            params: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.sel = self._selector[0]
+            params.efSearch = max(self._ef, k)
+            k = max(1, min(k, self.size - len(self.excluded)))
+            scores, ids = self._index.search(queries, k, params=params)
+        else:
+            scores, ids = self._index.search(queries, k)
         return scores, ids
 
     def save(self, directory: Path, manifest: IndexManifest, extra: dict[str, bytes] | None = None) -> Path:

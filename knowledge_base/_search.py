@@ -24,18 +24,17 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import bm25s
 import numpy as np
-import regex
-from scipy import sparse
 
 from ._config import IndexConfig, SearchConfig
 from ._embedder import Embedder
 from ._entries import Entry, Source, Translation, content_hash
 from ._index import FaissIndex, IndexManifest, IndexMismatch, VectorIndex
-from ._textnorm import fold, lexical_tokens
+from ._lexical import CharIndex, Lexicon, bm25_postings
+from ._textnorm import lexical_tokens
 from ._translit import uz_cyrillic_to_latin
 
 __all__ = [
@@ -175,8 +174,10 @@ class SearchResult:
         return seen
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
+    """One indexed text. A named tuple, not a frozen dataclass: a live swap at 10,000 entries makes
+    200,000 of them, and a frozen dataclass's ``__init__`` costs several times a tuple's."""
+
     entry: int
     lang: str
     kind: str
@@ -291,94 +292,6 @@ class EmbeddingCache:
             pass  # read-only: the next build embeds again
 
 
-# ---------------------------------------------------------------------------- character n-grams
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
-
-
-def char_ngrams(text: str, lo: int = 3, hi: int = 5) -> list[str]:
-    """Character n-grams of the folded words, each padded with spaces (``char_wb``-style).
-
-    Why: Tajik and Kyrgyz morphology and spelling variants (``регистратсия`` / ``регистрация``,
-    ``patent``/``патент``) share n-grams where whole words and a small model's vectors do not.
-    """
-    out: list[str] = []
-    for word in _WORD.findall(fold(text)):
-        padded = f" {word} "
-        for n in range(lo, hi + 1):
-            if len(padded) < n:
-                break
-            out.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
-    return out
-
-
-class _CharIndex:
-    """TF-IDF over character n-grams (sublinear tf, l2-normalised), cosine by one sparse product.
-
-    ``groups``: the entry each document belongs to; rarity (IDF) is counted over entries.
-    """
-
-    def __init__(self, docs: Iterable[Sequence[str]], groups: Sequence[int] | None = None) -> None:
-        # one document's n-grams at a time, postings gathered in typed arrays: all the n-gram strings
-        # at once, or lists of Python ints and floats (~100 bytes a posting), peak at gigabytes for
-        # 10,000 entries, and the allocator keeps most of it after they are freed
-        vocab: dict[str, int] = {}
-        rows_parts: list[np.ndarray] = []
-        cols_parts: list[np.ndarray] = []
-        vals_parts: list[np.ndarray] = []
-        n_docs = 0
-        for d, grams in enumerate(docs):
-            n_docs += 1
-            ids = np.fromiter((vocab.setdefault(g, len(vocab)) for g in grams), dtype=np.int32, count=len(grams))
-            uniq, counts = np.unique(ids, return_counts=True)
-            rows_parts.append(np.full(len(uniq), d, dtype=np.int32))
-            cols_parts.append(uniq.astype(np.int32, copy=False))
-            vals_parts.append((1.0 + np.log(counts)).astype(np.float32))
-        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int32)
-        cols = np.concatenate(cols_parts) if cols_parts else np.zeros(0, np.int32)
-        vals = np.concatenate(vals_parts) if vals_parts else np.zeros(0, np.float32)
-        del rows_parts, cols_parts, vals_parts
-        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(n_docs, max(1, len(vocab))), dtype=np.float32)
-        # how rare an n-gram is: over the entries that use it (``groups``), not over the documents.
-        # A document is one translation, so counting documents makes a language's own function words
-        # ("kadom", "uchun": "which", "for") look rarer than a content word every language shares
-        # ("patent", "Rossiya"), and a Tajik question matched the entry with the most Tajik "which"s.
-        # Over entries (Dec 2026): held-out R@1 0.713 -> 0.731 (plain folds), 0.550 -> 0.574 (grouped).
-        width = len(vocab) + 1
-        if groups is not None and len(cols):
-            owners = np.asarray(groups, dtype=np.int64)[rows]
-            used = np.unique(owners * width + cols)
-            df = np.bincount(used % width, minlength=max(1, len(vocab)))[:max(1, len(vocab))]
-            n_units = len(set(groups))
-        else:
-            df = np.bincount(cols, minlength=max(1, len(vocab)))
-            n_units = n_docs
-        self.idf = (np.log((1 + max(1, n_units)) / (1 + df)) + 1.0).astype(np.float32)
-        matrix = matrix.multiply(self.idf[None, :]).tocsr()
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        # only the postings (n-gram -> documents) are kept: a query touches few n-grams
-        self.matrix_t = sparse.csr_matrix(matrix.multiply(1.0 / norms[:, None]), dtype=np.float32).T.tocsr()
-        self.n_docs = n_docs
-        self.vocab = vocab
-
-    def scores(self, text: str) -> np.ndarray:
-        counts: dict[int, int] = {}
-        for g in char_ngrams(text):
-            j = self.vocab.get(g)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        if not counts:
-            return np.zeros(self.n_docs, np.float32)
-        idx = np.fromiter(counts, dtype=np.int64)
-        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[idx]
-        # unknown n-grams still count in the query's norm: a question mostly made of words the
-        # knowledge base never uses must not look like a perfect match
-        total = len(char_ngrams(text))
-        norm = math.sqrt(float(np.sum(w * w)) + max(0, total - int(sum(counts.values()))) * float(self.idf.max()) ** 2)
-        sub = self.matrix_t[idx]
-        return np.asarray(sub.T @ (w / max(norm, 1e-9))).ravel()
-
-
 # ---------------------------------------------------------------------------- fusion
 def fuse(mode: str, rrf_k: int, w_dense: float, w_bm25: float, w_char: float, dense: Mapping[int, float],
          lexical: Mapping[int, float], chars: Mapping[int, float]) -> dict[int, float]:
@@ -421,7 +334,7 @@ class KnowledgeBase:
                  default_lang: str = "en", manifest: IndexManifest | None = None,
                  out_of_scope: Sequence[str] | None = None, cache_dir: Path | None = None,
                  hidden_rows: Iterable[int] = (), hidden_entries: Iterable[int] = (),
-                 _oos_vectors: np.ndarray | None = None, _token_cache: dict[str, list[str]] | None = None) -> None:
+                 _oos_vectors: np.ndarray | None = None, _lexicon: Lexicon | None = None) -> None:
         self.entries = list(entries)
         self.embedder = embedder
         self.index = index
@@ -438,52 +351,52 @@ class KnowledgeBase:
         else:
             examples = list(out_of_scope if out_of_scope is not None else load_out_of_scope())
             self._oos = _embed_cached(embedder, examples, cache_dir) if examples else None
-        self._tokens_cache = _token_cache if _token_cache is not None else {}
+        # the previous knowledge base's lexicon (a live swap) saves tokenising what did not change
+        lexicon = self._lexicon = Lexicon(lexical_tokens, _lexicon)
         hidden_questions = {(r.entry, r.lang, r.n) for i, r in enumerate(self.rows)
                             if i in self._hidden_rows and r.kind == "question"}
         docs: list[_Doc] = []
-        for i, entry in enumerate(self.entries):
-            if i in self._hidden_entries:
-                continue
-            for lang, tr in entry.translations.items():
-                kept = [q for n, q in enumerate(tr.questions) if (i, lang, n) not in hidden_questions]
-                docs.append(_Doc(i, lang, (tr.title, *kept)))
-        self._docs = docs
-        self._bm25_docs = [d.entry for d in docs]
-        corpus = [self._tokens(" ".join(d.texts)) for d in docs]
-        self._bm25 = bm25s.BM25()
-        vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(tok, len(vocab)) for tok in doc] for doc in corpus]
-        self._vocab = vocab
-        self._bm25.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-        self._char = _CharIndex((char_ngrams(" ".join(d.texts)) for d in docs), [d.entry for d in docs])
         # answerability: what each entry says in any language (titles, kept questions, summaries,
         # answers), as sorted arrays of token ids (a set of strings per entry would cost hundreds of
         # MB at 10,000 entries), and how rare each token is across entries
-        tok_id: dict[str, int] = {}
         self._entry_bags: dict[int, np.ndarray] = {}
         for i, entry in enumerate(self.entries):
             if i in self._hidden_entries:
                 continue
-            bag: set[int] = set()
+            bag_texts: list[str] = []
             for lang, tr in entry.translations.items():
                 kept = [q for n, q in enumerate(tr.questions) if (i, lang, n) not in hidden_questions]
-                for text in (tr.title, tr.summary or "", tr.answer, *kept):
-                    bag.update(tok_id.setdefault(t, len(tok_id)) for t in self._tokens(text))
-            self._entry_bags[i] = np.fromiter(sorted(bag), dtype=np.int32, count=len(bag))
-        df = np.zeros(len(tok_id), dtype=np.int64)
-        for arr in self._entry_bags.values():
-            df[arr] += 1
+                docs.append(_Doc(i, lang, (tr.title, *kept)))
+                bag_texts.extend((tr.title, tr.summary or "", tr.answer, *kept))
+            self._entry_bags[i] = lexicon.bag(tuple(bag_texts))
+        self._docs = docs
+        self._bm25_docs = [d.entry for d in docs]
+        keys = [" ".join(d.texts) for d in docs]
+        postings = [lexicon.doc(key) for key in keys]
+        # one vocabulary for BM25 and the word bags; a word no document or bag uses any more (a
+        # vocabulary carried over from earlier builds) scores nothing, as if it were unknown
+        self._tok_id = lexicon.tokens
+        self._bm25 = bm25s.BM25()
+        same = lexicon.same_documents(keys, self._bm25_docs)
+        if same is not None:
+            built, self._vocab, self._char = same
+        else:
+            built = bm25_postings(postings, len(lexicon.tokens), k1=self._bm25.k1, b=self._bm25.b,
+                                  method=self._bm25.method, idf_method=self._bm25.idf_method,
+                                  dtype=self._bm25.dtype)
+            self._vocab = lexicon.tokens
+            self._char = CharIndex.from_postings(postings, lexicon.grams, self._bm25_docs)
+        self._bm25.scores = built.as_bm25s()
+        self._bm25.vocab_dict = self._vocab
+        self._bm25.nonoccurrence_array = None
+        df = np.bincount(np.concatenate(list(self._entry_bags.values())) if self._entry_bags
+                         else np.zeros(0, np.int32), minlength=len(lexicon.tokens))
         n_entries = max(1, len(self._entry_bags))
-        self._tok_id = tok_id
+        self._known = df > 0
         self._idf = (np.log((1 + n_entries) / (0.5 + df))).astype(np.float32)
         self._idf_unknown = math.log((1 + n_entries) / 0.5)
-
-    def _tokens(self, text: str) -> list[str]:
-        cached = self._tokens_cache.get(text)
-        if cached is None:
-            cached = self._tokens_cache[text] = lexical_tokens(text)
-        return cached
+        lexicon.seal(tokens_used=int(np.count_nonzero(self._known)), grams_used=self._char.used)
+        lexicon.built = (keys, self._bm25_docs, built, self._vocab, self._char)
 
     def masked(self, *, rows: Iterable[int] = (), entries: Iterable[int] = ()) -> KnowledgeBase:
         """The same knowledge base without some indexed texts or whole entries, for held-out evaluation.
@@ -498,7 +411,7 @@ class KnowledgeBase:
         index = FaissIndex.build(vectors[keep], keep, approximate_above=10**9)
         return KnowledgeBase(self.entries, self.embedder, index, self.rows, self.config, fallbacks=self.fallbacks,
                              default_lang=self.default_lang, manifest=self.manifest, hidden_rows=hidden_rows,
-                             hidden_entries=hidden_entries, _oos_vectors=self._oos, _token_cache=self._tokens_cache)
+                             hidden_entries=hidden_entries, _oos_vectors=self._oos, _lexicon=self._lexicon)
 
     def vectors(self) -> np.ndarray:
         """Row vectors in row order (the held-out evaluation reuses a question's own vector as the query)."""
@@ -703,6 +616,8 @@ class KnowledgeBase:
         """
         tokens = set(lexical_tokens(query))
         ids = np.array([self._tok_id[t] for t in tokens if t in self._tok_id], dtype=np.int32)
+        ids = ids[(ids < len(self._known))]
+        ids = ids[self._known[ids]]
         weights = self._idf[ids] if len(ids) else np.zeros(0, np.float32)
         bag = self._entry_bags.get(entry, np.zeros(0, np.int32))
         total_known = float(weights.sum())

@@ -35,7 +35,16 @@ from handoff import (
     redirect,
     signed_in,
 )
-from knowledge_base import LANGUAGES, Entry, KnowledgeBase, Problem, QueryError, load_topics, validate_entry
+from knowledge_base import (
+    LANGUAGES,
+    PROBLEM_LANGUAGES,
+    Entry,
+    KnowledgeBase,
+    Problem,
+    QueryError,
+    load_topics,
+    validate_entry,
+)
 from languages import REGISTRY, is_rtl
 from storage import clean_text, utcnow
 
@@ -55,7 +64,7 @@ from ._workflow import (
 )
 from .tables import KbDraft, KbEntry, KbRevision, KbTranslation
 
-__all__ = ["content_router"]
+__all__ = ["content_router", "editor_language"]
 
 #: written right to left (the editor's text areas and previews follow), from the language registry
 RTL = frozenset(code for code in REGISTRY if is_rtl(code))
@@ -73,6 +82,31 @@ def _source(name: str) -> str:
     return text
 
 
+def editor_language(request: Request, preference: str | None = None) -> str:
+    """The language a console user reads validation errors in: their account's preference (accounts
+    store none yet: pass it once they do), else the first language of the browser's
+    ``Accept-Language`` the catalogue is written in, else English.
+
+    Why the browser's: MRC staff set their browser to the language they read; the console's own
+    labels stay English, but a legal rule broken in a Tajik answer is best explained in Tajik.
+    """
+    if preference in PROBLEM_LANGUAGES:
+        return preference
+    offered: list[tuple[float, int, str]] = []
+    for i, part in enumerate(request.headers.get("accept-language", "").split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        primary = tag.strip().split("-")[0].lower()
+        if q > 0 and primary in PROBLEM_LANGUAGES:
+            offered.append((-q, i, primary))
+    return min(offered)[2] if offered else "en"
+
+
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render with the console's own environment and page context (links by route name, the
     account, the CSRF token), so pages extend its ``base.html``."""
@@ -81,6 +115,7 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
         **page_context(request),
         notice=request.query_params.get("notice", ""),
         RTL=RTL,
+        error_lang=editor_language(request),
         can_review_content=can_review_content,
         **context,
     )
@@ -175,10 +210,12 @@ def _entry_from_form(form: FormData, current: Mapping[str, Any] | None, scope: s
     return data
 
 
-def _errors(problems: list[Problem]) -> dict[str, str]:
+def _errors(problems: list[Problem], lang: str | None = None) -> dict[str, str]:
+    """The first problem of each field, in ``lang`` (the catalogue's; English when it has none)."""
     out: dict[str, str] = {}
     for p in problems:
-        out.setdefault(p.field, f"{p.message}. {p.fix}")
+        message, fix = p.in_language(lang)
+        out.setdefault(p.field, f"{message}. {fix}")
     return out
 
 
@@ -346,7 +383,8 @@ def content_router(settings: Settings, sessions: async_sessionmaker[AsyncSession
                                          expected_version=expected, scope=scope,
                                          facts_changed=bool(form.get("facts_changed")))
         except DraftInvalid as exc:
-            return await _entry_page(request, me, entry_id, form_data=data, errors=_errors(exc.problems),
+            return await _entry_page(request, me, entry_id, form_data=data,
+                                     errors=_errors(exc.problems, editor_language(request)),
                                      message="Not saved: correct the fields marked below.", status_code=422)
         except EditConflict as exc:
             return await _entry_page(request, me, entry_id, form_data=exc.data, message=str(exc), status_code=409)
@@ -477,7 +515,7 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any], scope: str) ->
     return out
 
 
-def validate_form(data: Mapping[str, Any]) -> dict[str, str]:
-    """Problems of a form's entry data, by field (the same validator as ``kb validate``)."""
+def validate_form(data: Mapping[str, Any], lang: str | None = None) -> dict[str, str]:
+    """Problems of a form's entry data, by field, in ``lang`` (the same validator as ``kb validate``)."""
     _, problems = validate_entry(dict(data), file=f"entry {data.get('id')}")
-    return _errors(problems)
+    return _errors(problems, lang)

@@ -132,8 +132,7 @@ async def save_draft(*, session: AsyncSession, actor: Actor, entry_id: str, data
     if not can_edit_content(actor):
         raise NotPermitted(f"your role ({actor.role.value}) cannot edit content; an editor or reviewer can")
     if data.get("id") != entry_id:
-        raise DraftInvalid([Problem(f"entry {entry_id}", "id", "the id cannot change in a draft",
-                                    "create a new entry instead")])
+        raise DraftInvalid([Problem.of(f"entry {entry_id}", "id", "id_locked")])
     entry = _check(data, entry_id)
     row = await _entry_row(session, entry_id, lock=True)
     version = row.version if row is not None else 0
@@ -150,16 +149,14 @@ async def save_draft(*, session: AsyncSession, actor: Actor, entry_id: str, data
         current = dict(revision.data) if revision else None
     if scope != ENTRY_SCOPE:
         if scope not in entry.translations:
-            raise DraftInvalid([Problem(f"entry {entry_id}", f"translations.{scope}", "no such translation",
-                                        "write the translation or draft the whole entry")])
+            raise DraftInvalid([Problem.of(f"entry {entry_id}", f"translations.{scope}", "no_translation")])
         if current is not None:
             others = {k: v for k, v in data.items() if k != "translations"}
             was = {k: v for k, v in current.items() if k != "translations"}
             tr_others = {k: v for k, v in data["translations"].items() if k != scope}
             tr_was = {k: v for k, v in current["translations"].items() if k != scope}
             if others != was or tr_others != tr_was:
-                raise DraftInvalid([Problem(f"entry {entry_id}", "scope", f"a {scope} draft changes more than "
-                                            f"the {scope} translation", "draft the whole entry instead")])
+                raise DraftInvalid([Problem.of(f"entry {entry_id}", "scope", "draft_scope", scope=scope)])
     if row is None:
         row = KbEntry(id=entry_id, version=0, current_revision=0, layout=None)
         session.add(row)

@@ -86,6 +86,27 @@ async def test_editor_drafts_reviewer_sees_diff_and_publishes(console: Any) -> N
 
 
 @pytest.mark.asyncio
+async def test_a_russian_speaking_editor_reads_errors_in_russian_next_to_the_field(console: Any) -> None:
+    app, _ = console
+    edna = await _browser(app, "edna")
+    russian = {"Accept-Language": "ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7"}
+    page = await edna.get("/console/content/entry/change-employer?lang=ru", headers=russian)
+    form = {**_form(page.text), "tr-ru-answer": "Коротко."}
+    bad = await edna.post("/console/content/entry/change-employer", form, headers=russian)
+    assert bad.status_code == 422
+    # beside the Russian answer, in Russian (the editor's language), with the value it names
+    assert re.search(r'id="tr-ru-answer".*?<span class="field-error" lang="ru" dir="ltr" role="alert">'
+                     r"текст короче допустимого \(минимум знаков: 40\)\. напишите подробнее</span>", bad.text, re.S)
+    # the same mistake for a browser without a language the catalogue has: English
+    plain = await edna.post("/console/content/entry/change-employer", form, headers={"Accept-Language": "de, fr"})
+    assert 'lang="en"' in plain.text and "shorter than 40 characters. write more" in plain.text
+    # Arabic reads right to left
+    arabic = await edna.post("/console/content/entry/change-employer", form, headers={"Accept-Language": "ar-EG"})
+    assert '<span class="field-error" lang="ar" dir="rtl" role="alert">عدد الأحرف أقل من 40' in arabic.text
+    await edna.aclose()
+
+
+@pytest.mark.asyncio
 async def test_counsellor_cannot_open_content_pages(console: Any) -> None:
     app, _ = console
     cora = await _browser(app, "cora")

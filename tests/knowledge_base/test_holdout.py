@@ -19,7 +19,9 @@ import pytest
 
 from knowledge_base import Entry, IndexConfig, KnowledgeBase, SearchConfig
 from knowledge_base._eval import holdout_pairs, holdout_topics, question_folds
-from knowledge_base._search import EmbeddingCache, _CharIndex, char_ngrams, fuse, script_of
+from knowledge_base._lexical import CharIndex as _CharIndex
+from knowledge_base._lexical import char_ngrams
+from knowledge_base._search import EmbeddingCache, fuse, script_of
 
 pytestmark = pytest.mark.unit
 
