@@ -66,7 +66,8 @@ def _expand(kb: KnowledgeBase, n_entries: int, rng: np.random.Generator, index_c
     t0 = time.perf_counter()
     index = FaissIndex.build(all_vectors, approximate_above=index_config.approximate_above,
                              hnsw_m=index_config.hnsw_m, ef_construction=index_config.hnsw_ef_construction,
-                             ef_search=index_config.hnsw_ef_search, storage=index_config.storage)
+                             ef_search=index_config.hnsw_ef_search, storage=index_config.storage,
+                             approximate_storage=index_config.approximate_storage)
     del all_vectors
     build = time.perf_counter() - t0
     # the out-of-scope examples' vectors come from the real index's cache: no model call here
@@ -96,7 +97,8 @@ def _scale(settings: Settings, base_vectors: np.ndarray, n: int, rng: np.random.
     t0 = time.perf_counter()
     approx = FaissIndex.build(data, approximate_above=1, hnsw_m=settings.index.hnsw_m,
                               ef_construction=settings.index.hnsw_ef_construction,
-                              ef_search=settings.index.hnsw_ef_search)
+                              ef_search=settings.index.hnsw_ef_search,
+                              approximate_storage=settings.index.approximate_storage)
     build = time.perf_counter() - t0
     exact = FaissIndex.build(data, approximate_above=n + 1)
     qs = _perturb(base_vectors[rng.integers(0, len(base_vectors), queries)], rng, 0.015)
@@ -137,7 +139,8 @@ def run(settings: Settings, *, entries: int = 10_000, scale_vectors: int = 1_000
     print(f"{f'synthetic {entries} entries ({big.index.kind})':<34}{big.index.size:>10}{_pct(lat, 50):>9.1f}"
           f"{_pct(lat, 95):>9.1f}{_pct(lat, 99):>9.1f}{big.bench_build_seconds:>9.1f}{rss_big:>9.0f}")  # type: ignore[attr-defined]
     print(f"(process RSS before loading the model: {rss0:.0f} MB; vectors kept as {settings.index.storage}, "
-          f"HNSW above {settings.index.approximate_above} vectors)")
+          f"HNSW above {settings.index.approximate_above} vectors as {settings.index.approximate_storage}, "
+          f"M={settings.index.hnsw_m})")
     base = _real_vectors(kb)
     del big
     gc.collect()

