@@ -181,7 +181,8 @@ class FaissIndex:
         wrapper: Any = faiss.downcast_index(self._index)
         inner: Any = faiss.downcast_index(wrapper.index)
         n = int(inner.ntotal)
-        if not isinstance(inner, faiss.IndexFlatCodes) or not isinstance(wrapper, faiss.IndexIDMap2):
+        id_maps = (faiss.IndexIDMap, faiss.IndexIDMap2)
+        if not isinstance(inner, faiss.IndexFlatCodes) or not isinstance(wrapper, id_maps):
             return None
         if n:
             ids = faiss.rev_swig_ptr(wrapper.id_map.data(), n)
@@ -216,7 +217,7 @@ class FaissIndex:
             base.is_trained = True  # float16 has nothing to learn
         else:
             base = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIDMap2(base)
+        index = faiss.IndexIDMap(base)
         at = 0
         for piece in pieces:
             if isinstance(piece, tuple):

@@ -189,7 +189,9 @@ def derive_index(previous: KnowledgeBase, entries: Sequence[Entry], cache: Embed
     old_index = previous.index
     if previous._hidden_rows or previous._hidden_entries or not isinstance(old_index, FaissIndex):
         return None
-    if old_index.storage != config.storage or len(previous.rows) != old_index.size:
+    # each kind keeps the storage its setting names (an HNSW index: ``approximate_storage``)
+    wanted = (config.approximate_storage or config.storage) if old_index.kind == "hnsw" else config.storage
+    if old_index.storage != wanted or len(previous.rows) != old_index.size:
         return None
     if old_index.kind != "hnsw" and not old_index.spliceable:
         return None

@@ -214,6 +214,14 @@ class _RowTable(Sequence[_Row]):
     def __len__(self) -> int:
         return len(self._entry)
 
+    def __eq__(self, other: object) -> bool:
+        """Row by row, as the lists of ``_Row`` they stand for compare."""
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-like container semantics, as a list
+
     def _row(self, i: int) -> _Row:
         return _Row(int(self._entry[i]), self._langs[self._lang[i]], self._kinds[self._kind[i]], int(self._n[i]))
 
